@@ -1,0 +1,209 @@
+//! Command-line interface: every subcommand and its documented flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// strangler: move a legacy system's read paths to new read models one capability at a time.
+///
+/// Relay outbox events to Kafka or the built-in log, project them into read models, shadow the
+/// legacy read API and compare answers, and cut capabilities over on measured evidence.
+#[derive(Debug, Parser)]
+#[command(
+    name = "strangler",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Configuration file. Without one, the embedded defaults apply (SQLite and the built-in log
+    /// under ./.strangler).
+    #[arg(long, short = 'c', global = true, env = "STRANGLER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format: human or json (overrides telemetry.log_format).
+    #[arg(long, global = true, env = "STRANGLER_LOG_FORMAT", value_parser = ["human", "json"])]
+    pub log_format: Option<String>,
+    /// Do not apply strangler's migrations when a service starts.
+    #[arg(long, global = true, env = "STRANGLER_NO_MIGRATE")]
+    pub no_migrate: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Relay outbox rows (or captured changes) from the legacy database to the bus.
+    Relay(RelayArgs),
+    /// Run, replay, rebuild and promote projections.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Serve the read API over the projections.
+    Serve(ServeArgs),
+    /// Run the shadow proxy in front of the legacy read API.
+    Proxy(ProxyArgs),
+    /// Show and change the serving mode of capabilities.
+    #[command(subcommand)]
+    Cutover(CutoverCommand),
+    /// Print the shadow comparison report of a capability.
+    Report(ReportArgs),
+    /// Compare legacy tables with a projection and optionally repair the drift.
+    Reconcile(ReconcileArgs),
+    /// Run the whole migration story on the embedded default (SQLite, built-in log).
+    Demo(DemoArgs),
+    /// Apply strangler's migrations to the store and the read store.
+    Migrate,
+    /// Validate the configuration file and print every problem found.
+    CheckConfig,
+    /// Print shell completions.
+    Completions {
+        /// Shell to generate completions for.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// Where changes come from: the outbox table, or PostgreSQL's write-ahead log.
+    #[arg(long, default_value = "outbox", value_parser = ["outbox", "wal"])]
+    pub source: String,
+    /// Stop once the outbox is drained instead of polling forever.
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Consume events and apply them to the read models.
+    Run {
+        /// Projections to run (default: all defined).
+        names: Vec<String>,
+    },
+    /// Re-apply events from an offset or a time.
+    Replay {
+        /// The projection.
+        name: String,
+        /// First offset to apply again (per partition).
+        #[arg(long, conflicts_with = "from_time")]
+        from_offset: Option<i64>,
+        /// First event time to apply again (RFC 3339).
+        #[arg(long)]
+        from_time: Option<String>,
+        /// Report what would change without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Truncate a projection's tables and replay it from the beginning.
+    Rebuild {
+        /// The projection.
+        name: String,
+        /// Report what would change without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Switch readers to a caught-up version of a projection.
+    Promote {
+        /// The projection.
+        name: String,
+        /// The version to serve.
+        #[arg(long)]
+        version: u32,
+    },
+    /// Show each projection's offsets, lag and freshness.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen address (overrides serve.listen).
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Listen address (overrides proxy.listen).
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CutoverCommand {
+    /// Show every capability's mode.
+    Show {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a capability to a mode: legacy, shadow, canary:N, new, retired.
+    Set {
+        /// The capability.
+        capability: String,
+        /// The target mode.
+        mode: String,
+        /// Why (recorded in the audit trail).
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Override a failing promotion gate (recorded).
+        #[arg(long)]
+        force: bool,
+        /// Who is making the change (recorded); defaults to $USER.
+        #[arg(long, env = "USER")]
+        actor: Option<String>,
+    },
+    /// Show the audit trail of a capability.
+    History {
+        /// The capability.
+        capability: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The capability (default: all).
+    pub capability: Option<String>,
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "markdown", "html"])]
+    pub format: String,
+    /// Write to this file instead of standard output.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// The projection to check.
+    pub projection: String,
+    /// Replay the events of drifted keys, then check them again.
+    #[arg(long)]
+    pub repair: bool,
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "markdown"])]
+    pub format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Run on this PostgreSQL instead of SQLite.
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// Run on these Kafka brokers instead of the built-in log.
+    #[arg(long)]
+    pub kafka: Option<String>,
+    /// Leave the stack and the dashboard running after the story ends.
+    #[arg(long)]
+    pub keep_running: bool,
+    /// Folder for the demo's databases and report.
+    #[arg(long, default_value = ".strangler/demo")]
+    pub dir: PathBuf,
+}

@@ -1,0 +1,66 @@
+//! One module per subcommand; this one dispatches.
+
+mod check_config;
+mod migrate;
+
+use std::fmt;
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command};
+
+/// A subcommand whose capability has not landed yet: a clear message and a distinct exit code,
+/// never a fake success.
+#[derive(Debug)]
+pub struct NotBuilt {
+    /// The subcommand.
+    pub command: &'static str,
+    /// The issue that tracks it.
+    pub issue: u32,
+}
+
+impl NotBuilt {
+    /// Exit status for "not built yet" (EX_UNAVAILABLE from sysexits.h).
+    pub const EXIT_CODE: u8 = 69;
+}
+
+impl fmt::Display for NotBuilt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "strangler {}: not built yet (tracked in issue #{}); nothing was done",
+            self.command, self.issue
+        )
+    }
+}
+
+impl std::error::Error for NotBuilt {}
+
+fn not_built(command: &'static str, issue: u32) -> anyhow::Result<ExitCode> {
+    Err(NotBuilt { command, issue }.into())
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::CheckConfig => check_config::run(&cli.global),
+        Command::Migrate => migrate::run(&cli.global).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "strangler",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Relay(_) => not_built("relay", 4),
+        Command::Project(_) => not_built("project", 6),
+        Command::Serve(_) => not_built("serve", 6),
+        Command::Proxy(_) => not_built("proxy", 8),
+        Command::Cutover(_) => not_built("cutover", 8),
+        Command::Report(_) => not_built("report", 9),
+        Command::Reconcile(_) => not_built("reconcile", 10),
+        Command::Demo(_) => not_built("demo", 11),
+    }
+}

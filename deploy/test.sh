@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Passes the whole test suite on a fresh machine: starts (or installs) PostgreSQL, MariaDB, Redis
+# and a tansu Kafka-protocol broker where they are missing, then runs every test.
+#
+#   deploy/test.sh                 # the whole suite
+#   deploy/test.sh -p strangler-diff   # extra arguments go to `cargo test`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source deploy/lib/services.sh
+
+ensure_postgres
+ensure_mariadb
+ensure_tansu
+start_test_broker          # exports STRANGLER_TEST_KAFKA, stopped on exit
+
+echo "== cargo test (broker at $STRANGLER_TEST_KAFKA)"
+cargo test --workspace --locked --no-fail-fast "$@"

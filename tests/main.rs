@@ -1,0 +1,4 @@
+//! End-to-end tests of strangler on real services: PostgreSQL, MariaDB, SQLite and a
+//! Kafka-protocol broker. One binary, one module per suite.
+
+mod harness;
