@@ -6,7 +6,7 @@
 //! leaf values each rule hid; the audit is built from those counts.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
@@ -38,16 +38,17 @@ pub fn compare_json(legacy: &Value, candidate: &Value, rules: &RuleSet) -> Vec<D
 
 /// Like [`compare_json`], with per-rule forgiveness and hidden-leaf counts.
 pub fn compare_json_report(legacy: &Value, candidate: &Value, rules: &RuleSet) -> JsonReport {
+    report(Cow::Borrowed(legacy), candidate, rules)
+}
+
+/// The walk itself; an owned legacy document spares renames a deep copy.
+pub(crate) fn report(legacy: Cow<'_, Value>, candidate: &Value, rules: &RuleSet) -> JsonReport {
     let mut forgiven = vec![0u32; rules.rules.len()];
     let legacy: Cow<'_, Value> = if rules.renames.is_empty() {
-        Cow::Borrowed(legacy)
+        legacy
     } else {
-        Cow::Owned(crate::rename::apply(
-            legacy.clone(),
-            candidate,
-            rules,
-            &mut forgiven,
-        ))
+        let owned = legacy.into_owned();
+        Cow::Owned(crate::rename::apply(owned, candidate, rules, &mut forgiven))
     };
     let mut walker = Walker::new(rules, forgiven);
     walker.visit(&legacy, candidate, false);
@@ -73,10 +74,26 @@ struct Node {
     value_map: Option<usize>,
 }
 
+/// Which `Node` field a pattern feeds; precomputed so the walk avoids rule lookups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Ignore,
+    Owned,
+    Array,
+    NullMissing,
+    Number,
+    Timestamp,
+    String,
+    ValueMap,
+    None,
+}
+
 struct Walker<'r, 'v> {
     rules: &'r RuleSet,
     width: usize,
+    slots: Vec<Slot>,
     states: Vec<u64>,
+    nodes: Vec<Node>,
     segs: Vec<PathSeg<'v>>,
     diffs: Vec<Difference>,
     forgiven: Vec<u32>,
@@ -89,12 +106,29 @@ struct Walker<'r, 'v> {
 impl<'r, 'v> Walker<'r, 'v> {
     fn new(rules: &'r RuleSet, forgiven: Vec<u32>) -> Self {
         let width = rules.patterns.len();
+        let slots = rules
+            .pattern_rule
+            .iter()
+            .map(|&r| match rules.rules[r].kind {
+                RuleKind::Ignore => Slot::Ignore,
+                RuleKind::Owned => Slot::Owned,
+                RuleKind::Array(_) => Slot::Array,
+                RuleKind::NullMissing => Slot::NullMissing,
+                RuleKind::Number(_) => Slot::Number,
+                RuleKind::Timestamp(_) => Slot::Timestamp,
+                RuleKind::String(_) => Slot::String,
+                RuleKind::ValueMap(_) => Slot::ValueMap,
+                RuleKind::Rename(_) => Slot::None,
+            })
+            .collect();
         let mut states = Vec::with_capacity(width * 16);
         states.extend(rules.patterns.iter().map(|p| p.start()));
-        Walker {
+        let mut walker = Walker {
             rules,
             width,
+            slots,
             states,
+            nodes: Vec::with_capacity(16),
             segs: Vec::with_capacity(16),
             diffs: Vec::new(),
             hidden: vec![0; rules.rules.len()],
@@ -102,7 +136,10 @@ impl<'r, 'v> Walker<'r, 'v> {
             total: 0,
             probe: false,
             found: false,
-        }
+        };
+        let root = walker.summarize(0);
+        walker.nodes.push(root);
+        walker
     }
 
     fn enter(&mut self, seg: PathSeg<'v>) {
@@ -111,45 +148,52 @@ impl<'r, 'v> Walker<'r, 'v> {
             let next = self.rules.patterns[i].step(self.states[base + i], seg);
             self.states.push(next);
         }
+        let node = self.summarize(base + self.width);
+        self.nodes.push(node);
         self.segs.push(seg);
     }
 
     fn leave(&mut self) {
         self.states.truncate(self.states.len() - self.width);
+        self.nodes.pop();
         self.segs.pop();
     }
 
     fn node(&self) -> Node {
+        self.nodes.last().copied().unwrap_or_default()
+    }
+
+    /// The rules that apply given the automaton states starting at `base`.
+    fn summarize(&self, base: usize) -> Node {
         let mut n = Node::default();
-        let base = self.states.len() - self.width;
-        for (i, pattern) in self.rules.patterns.iter().enumerate() {
-            let state = self.states[base + i];
+        let states = &self.states[base..base + self.width];
+        for (i, &state) in states.iter().enumerate() {
             if state == 0 {
                 continue;
             }
-            let rule = self.rules.pattern_rule[i];
-            let kind = &self.rules.rules[rule].kind;
-            if matches!(kind, RuleKind::Owned) {
+            let slot = self.slots[i];
+            if slot == Slot::Owned {
                 n.owned_alive = true;
             }
-            if !pattern.accepts(state) {
+            if !self.rules.patterns[i].accepts(state) {
                 continue;
             }
-            let slot = match kind {
-                RuleKind::Ignore => &mut n.ignore,
-                RuleKind::Owned => {
+            let rule = self.rules.pattern_rule[i];
+            let field = match slot {
+                Slot::Ignore => &mut n.ignore,
+                Slot::Owned => {
                     n.owned = true;
                     continue;
                 }
-                RuleKind::Array(_) => &mut n.array,
-                RuleKind::NullMissing => &mut n.null_missing,
-                RuleKind::Number(_) => &mut n.number,
-                RuleKind::Timestamp(_) => &mut n.timestamp,
-                RuleKind::String(_) => &mut n.string,
-                RuleKind::ValueMap(_) => &mut n.value_map,
-                RuleKind::Rename(_) => continue,
+                Slot::Array => &mut n.array,
+                Slot::NullMissing => &mut n.null_missing,
+                Slot::Number => &mut n.number,
+                Slot::Timestamp => &mut n.timestamp,
+                Slot::String => &mut n.string,
+                Slot::ValueMap => &mut n.value_map,
+                Slot::None => continue,
             };
-            slot.get_or_insert(rule);
+            field.get_or_insert(rule);
         }
         n
     }
@@ -428,20 +472,44 @@ impl<'r, 'v> Walker<'r, 'v> {
         let mut pairs = Vec::new();
         let (mut lrest, mut crest) = (Vec::new(), Vec::new());
         if let Some(key) = key {
-            let mut index: HashMap<String, VecDeque<usize>> = HashMap::with_capacity(ca.len());
-            for (j, cv) in ca.iter().enumerate() {
+            // key -> first unpaired candidate index; `next` chains duplicates in order
+            let mut head: HashMap<Key<'v>, usize> = HashMap::with_capacity(ca.len());
+            let mut next = vec![usize::MAX; ca.len()];
+            for (j, cv) in ca.iter().enumerate().rev() {
                 match key_of(cv, key) {
-                    Some(k) => index.entry(k).or_default().push_back(j),
+                    Some(k) => {
+                        if let Some(old) = head.insert(k, j) {
+                            next[j] = old;
+                        }
+                    }
                     None => crest.push(j),
                 }
             }
             for (i, lv) in la.iter().enumerate() {
-                match key_of(lv, key).and_then(|k| index.get_mut(&k)?.pop_front()) {
+                let paired = key_of(lv, key).and_then(|k| {
+                    let slot = head.get_mut(&k)?;
+                    let j = *slot;
+                    if j == usize::MAX {
+                        return None;
+                    }
+                    *slot = next[j];
+                    Some(j)
+                });
+                match paired {
                     Some(j) => pairs.push((i, j)),
                     None => lrest.push(i),
                 }
             }
-            crest.extend(index.into_values().flatten());
+            let next = &next;
+            crest.extend(head.into_values().flat_map(|mut j| {
+                std::iter::from_fn(move || {
+                    (j != usize::MAX).then(|| {
+                        let out = j;
+                        j = next[j];
+                        out
+                    })
+                })
+            }));
             crest.sort_unstable();
             for &(i, j) in &pairs {
                 self.enter(PathSeg::Index(i));
@@ -541,16 +609,29 @@ impl<'r, 'v> Walker<'r, 'v> {
     }
 }
 
-/// Canonical text of an element's key, so `1` and `1.0` pair up; `None` when absent or null.
-fn key_of(element: &Value, pointer: &str) -> Option<String> {
-    match element.pointer(pointer)? {
-        Value::Null => None,
-        Value::String(s) => Some(format!("s:{s}")),
-        Value::Number(n) => Some(match Num::of(n) {
-            Num::Int(i) => format!("n:{i}"),
-            Num::Float(f) if f.fract() == 0.0 && f.abs() < 1e18 => format!("n:{}", f as i128),
-            Num::Float(f) => format!("n:{f}"),
-        }),
-        other => Some(format!("j:{other}")),
-    }
+/// An element's key, compared so that `1` and `1.0` pair up.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum Key<'v> {
+    Text(&'v str),
+    Int(i128),
+    Float(u64),
+    Other(String),
+}
+
+/// The key of an element; `None` when absent or null.
+fn key_of<'v>(element: &'v Value, pointer: &str) -> Option<Key<'v>> {
+    let field = match pointer.strip_prefix('/') {
+        Some(name) if !name.contains(['/', '~']) => element.as_object()?.get(name)?,
+        _ => element.pointer(pointer)?,
+    };
+    Some(match field {
+        Value::Null => return None,
+        Value::String(s) => Key::Text(s),
+        Value::Number(n) => match Num::of(n) {
+            Num::Int(i) => Key::Int(i),
+            Num::Float(f) if f.fract() == 0.0 && f.abs() < 1e18 => Key::Int(f as i128),
+            Num::Float(f) => Key::Float(f.to_bits()),
+        },
+        other => Key::Other(other.to_string()),
+    })
 }

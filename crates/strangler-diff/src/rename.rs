@@ -20,6 +20,14 @@ pub(crate) fn apply(
         };
         let from = rename.legacy.literal_segments();
         let to = rename.candidate.literal_segments();
+        if let (Some((old, parent)), Some((new, same))) = (from.split_last(), to.split_last())
+            && parent == same
+            && let (Some(old), Some(new)) = (old, new)
+        {
+            // Same parent, new key: move in place, no path bookkeeping.
+            forgiven[idx] += rename_in_place(&mut legacy, Some(candidate), parent, old, new);
+            continue;
+        }
         let mut found = Vec::new();
         collect(&legacy, &from, &mut Vec::new(), &mut Vec::new(), &mut found);
         for (path, captures) in found {
@@ -49,6 +57,58 @@ pub(crate) fn apply(
         }
     }
     legacy
+}
+
+/// Renames `old` to `new` in every object reached through `parent`; returns the credited count.
+fn rename_in_place(
+    v: &mut Value,
+    candidate: Option<&Value>,
+    parent: &[Option<&str>],
+    old: &str,
+    new: &str,
+) -> u32 {
+    let Some((head, rest)) = parent.split_first() else {
+        let Value::Object(m) = v else { return 0 };
+        if m.contains_key(new) {
+            return 0;
+        }
+        let Some(value) = m.shift_remove(old) else {
+            return 0;
+        };
+        m.insert(new.to_owned(), value);
+        let credit = candidate
+            .and_then(Value::as_object)
+            .is_some_and(|c| c.contains_key(new) && !c.contains_key(old));
+        return u32::from(credit);
+    };
+    match (head, v) {
+        (Some(lit), v) => match child_mut(v, lit) {
+            Some(next) => {
+                rename_in_place(next, candidate.and_then(|c| child(c, lit)), rest, old, new)
+            }
+            None => 0,
+        },
+        (None, Value::Object(m)) => m
+            .iter_mut()
+            .map(|(k, next)| {
+                rename_in_place(next, candidate.and_then(|c| child(c, k)), rest, old, new)
+            })
+            .sum(),
+        (None, Value::Array(a)) => a
+            .iter_mut()
+            .enumerate()
+            .map(|(i, next)| {
+                rename_in_place(
+                    next,
+                    candidate.and_then(|c| c.as_array()?.get(i)),
+                    rest,
+                    old,
+                    new,
+                )
+            })
+            .sum(),
+        _ => 0,
+    }
 }
 
 /// Every concrete path matching `pattern` (`None` = `*`), with the captured `*` segments.

@@ -6,7 +6,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::answer::{CompareInput, HttpAnswer, Watermark};
-use crate::compare::compare_json_report;
+use std::borrow::Cow;
+
+use crate::compare::report;
 use crate::difference::{DiffKind, Difference};
 use crate::fingerprint::Fingerprint;
 use crate::normalize::{TimestampRule, read_number};
@@ -183,10 +185,16 @@ pub fn compare(input: CompareInput<'_>, rules: &RuleSet) -> Comparison {
         (Ok(l), Ok(c)) => Some((l, c)),
         _ => None,
     };
-    let mut legacy_json = None;
+    let mut changed_at = None;
     match parsed {
         Some((l, c)) => {
-            let report = compare_json_report(&l, &c, rules);
+            // read before renames may move it: the freshness path names the legacy shape
+            changed_at = rules
+                .freshness
+                .as_ref()
+                .and_then(|p| l.pointer(p.as_str()))
+                .cloned();
+            let report = report(Cow::Owned(l), &c, rules);
             for (rule, n) in rules.rules().iter().zip(&report.forgiven) {
                 if *n > 0 {
                     out.forgiven.insert(rule.name.clone(), *n);
@@ -206,7 +214,6 @@ pub fn compare(input: CompareInput<'_>, rules: &RuleSet) -> Comparison {
                 (hidden as f64 / report.total_leaves as f64).min(1.0)
             };
             differences.extend(report.differences);
-            legacy_json = Some(l);
         }
         None if legacy.body != candidate.body => {
             let (a, b) = (
@@ -230,22 +237,15 @@ pub fn compare(input: CompareInput<'_>, rules: &RuleSet) -> Comparison {
     out.verdict = if differences.is_empty() {
         Verdict::Match
     } else {
-        staleness(rules, legacy_json.as_ref(), input.candidate_watermark)
-            .unwrap_or(Verdict::Mismatch)
+        staleness(changed_at.as_ref(), input.candidate_watermark).unwrap_or(Verdict::Mismatch)
     };
     out.differences = differences;
     out
 }
 
 /// `Stale` when the legacy body shows a change newer than the candidate's watermark.
-fn staleness(
-    rules: &RuleSet,
-    legacy: Option<&Value>,
-    watermark: Option<Watermark>,
-) -> Option<Verdict> {
-    let path = rules.freshness.as_ref()?;
-    let pointer = path.as_str();
-    let changed = legacy?.pointer(pointer)?;
+fn staleness(changed: Option<&Value>, watermark: Option<Watermark>) -> Option<Verdict> {
+    let changed = changed?;
     let watermark = watermark?;
     let newer = match watermark {
         Watermark::Time(t) => {
