@@ -5,8 +5,13 @@
 //! knows which bus runs underneath. Records keep Kafka's shape (topic, partition, offset, key,
 //! value, headers) on both, so a projector's checkpoint means the same thing on either.
 
+pub mod debezium;
+pub mod kafka;
+pub mod log;
 mod record;
 
+pub use kafka::producer::{KafkaPublisher, PendingDelivery};
+pub use log::publisher::LogPublisher;
 pub use record::{Header, OutgoingRecord, Record, log_partition_for};
 
 use std::time::Duration;

@@ -1,0 +1,3 @@
+//! The Kafka bus, through rdkafka.
+
+pub mod producer;

@@ -1,0 +1,3 @@
+//! The built-in log: Kafka-like topics, partitions and offsets in strangler's store.
+
+pub mod publisher;
