@@ -1,0 +1,7 @@
+//! The legacy orders application: schema, writer, and HTTP read API.
+
+mod api;
+mod writer;
+
+pub use api::app as read_api;
+pub use writer::{LegacyDb, OrderEvent, Workload};
