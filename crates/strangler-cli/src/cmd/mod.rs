@@ -2,6 +2,7 @@
 
 mod check_config;
 mod migrate;
+mod relay;
 
 use std::fmt;
 use std::process::ExitCode;
@@ -54,7 +55,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Relay(_) => not_built("relay", 4),
+        Command::Relay(args) => relay::run(&cli.global, &args).await,
         Command::Project(_) => not_built("project", 6),
         Command::Serve(_) => not_built("serve", 6),
         Command::Proxy(_) => not_built("proxy", 8),

@@ -56,6 +56,20 @@ pub struct OutboxConfig {
     /// Pause between polls when the outbox is empty.
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
+    /// Table, next to the outbox, that receives rows the relay cannot publish, with the reason.
+    #[serde(default = "default_dead_letter_table")]
+    pub dead_letter_table: String,
+    /// SQLite only: how long a relay's lease on the outbox lasts without renewal; a standby takes
+    /// over once it expires.
+    #[serde(default = "default_lease_ttl_ms")]
+    pub lease_ttl_ms: u64,
+    /// MySQL/MariaDB only: how long a gap in `seq` must persist, with no uncommitted row in it,
+    /// before the relay treats it as a rolled-back insert and moves past it.
+    #[serde(default = "default_gap_grace_ms")]
+    pub gap_grace_ms: u64,
+    /// Longest pause between retries while the broker or a database is away.
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
 }
 
 /// Outbox column names (Debezium's `table.field.event.*`).
@@ -79,6 +93,13 @@ pub struct OutboxColumns {
     /// Optional timestamp column; `table.field.event.timestamp`.
     #[serde(default)]
     pub timestamp: Option<String>,
+    /// Optional tracing context column, sent as header `tracingspancontext`
+    /// (Debezium's `tracingspancontext`).
+    #[serde(default)]
+    pub tracing_span_context: Option<String>,
+    /// Published marker column, set when `retention = "mark"`.
+    #[serde(default = "col_published_at")]
+    pub published_at: String,
 }
 
 impl Default for OutboxColumns {
@@ -90,6 +111,8 @@ impl Default for OutboxColumns {
             event_type: col_type(),
             payload: col_payload(),
             timestamp: None,
+            tracing_span_context: None,
+            published_at: col_published_at(),
         }
     }
 }
@@ -109,6 +132,10 @@ fn col_type() -> String {
 }
 fn col_payload() -> String {
     "payload".into()
+}
+/// The marker column of strangler's outbox DDL (`migrations/outbox`).
+fn col_published_at() -> String {
+    "published_at".into()
 }
 
 /// Record value layout.
@@ -169,6 +196,28 @@ fn default_poll_interval_ms() -> u64 {
     100
 }
 
+/// strangler's outbox DDL names it after the outbox table (`migrations/outbox`).
+fn default_dead_letter_table() -> String {
+    "outbox_dead_letter".into()
+}
+
+/// Ten seconds: a crashed relay's standby takes over within that, and a busy SQLite writer
+/// renews well inside it.
+fn default_lease_ttl_ms() -> u64 {
+    10_000
+}
+
+/// One second: far longer than the instant between drawing an AUTO_INCREMENT value and writing
+/// its row, so an insert still in progress is never mistaken for a rollback.
+fn default_gap_grace_ms() -> u64 {
+    1_000
+}
+
+/// Thirty seconds: a broker back from a restart is noticed within that.
+fn default_retry_max_ms() -> u64 {
+    30_000
+}
+
 impl Default for OutboxConfig {
     fn default() -> Self {
         OutboxConfig {
@@ -182,6 +231,10 @@ impl Default for OutboxConfig {
             batch_size: default_batch_size(),
             max_in_flight: default_max_in_flight(),
             poll_interval_ms: default_poll_interval_ms(),
+            dead_letter_table: default_dead_letter_table(),
+            lease_ttl_ms: default_lease_ttl_ms(),
+            gap_grace_ms: default_gap_grace_ms(),
+            retry_max_ms: default_retry_max_ms(),
         }
     }
 }
@@ -196,6 +249,15 @@ impl OutboxConfig {
                     !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 })
         };
+        v.at_least("outbox.lease_ttl_ms", self.lease_ttl_ms, 1_000);
+        v.at_least("outbox.retry_max_ms", self.retry_max_ms, 100);
+        if !ident_ok(&self.dead_letter_table) {
+            v.problem(
+                "outbox.dead_letter_table",
+                format!("`{}` is not a table name", self.dead_letter_table),
+                "use letters, digits and _ (schema.table allowed)",
+            );
+        }
         if !ident_ok(&self.table) {
             v.problem(
                 "outbox.table",
@@ -217,6 +279,15 @@ impl OutboxConfig {
                 .iter()
                 .map(|t| ("outbox.columns.timestamp", t)),
         )
+        .chain(
+            cols.tracing_span_context
+                .iter()
+                .map(|t| ("outbox.columns.tracing_span_context", t)),
+        )
+        .chain(std::iter::once((
+            "outbox.columns.published_at",
+            &cols.published_at,
+        )))
         .chain(
             self.additional_headers
                 .iter()

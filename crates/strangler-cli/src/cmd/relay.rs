@@ -1,0 +1,87 @@
+//! `strangler relay`: carry outbox rows from the legacy database to the bus until SIGTERM.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use strangler_bus::{KafkaPublisher, LogPublisher};
+use strangler_core::config::BusKind;
+use strangler_outbox::{Relay, RelayOptions, Sink};
+use strangler_store::Store;
+use strangler_telemetry::Shutdown;
+
+use crate::cli::{GlobalArgs, RelayArgs};
+
+pub async fn run(global: &GlobalArgs, args: &RelayArgs) -> anyhow::Result<ExitCode> {
+    if args.source == "wal" {
+        return super::not_built("relay --source wal", 5);
+    }
+    let config = crate::context::init(global)?;
+    let legacy = config.legacy.as_ref().context(
+        "the configuration has no `[legacy] url`: add [legacy] with url = \"postgres://...\" \
+         (or mysql://, sqlite://) naming the database that holds the outbox table",
+    )?;
+    strangler_telemetry::install_metrics();
+    let shutdown = Shutdown::install(&config.telemetry);
+    if let Some(addr) = &config.telemetry.metrics_listen {
+        let addr = addr.parse().context("parsing telemetry.metrics_listen")?;
+        let token = shutdown.token.clone();
+        tokio::spawn(tracing::Instrument::instrument(
+            strangler_telemetry::serve_metrics(addr, token),
+            tracing::info_span!("metrics"),
+        ));
+    }
+
+    let sink = match config.bus.kind {
+        BusKind::Kafka => {
+            let kafka = config
+                .bus
+                .kafka
+                .as_ref()
+                .context("bus.kind = \"kafka\" needs a [bus.kafka] table")?;
+            Sink::Kafka(KafkaPublisher::new(kafka).context("creating the Kafka producer")?)
+        }
+        BusKind::Log => {
+            let store = Store::connect(&config.store.url)
+                .await
+                .context("connecting to strangler's store for the built-in log")?;
+            if config.store.migrate_on_start {
+                store
+                    .migrate()
+                    .await
+                    .context("migrating strangler's store")?;
+            }
+            Sink::Log(LogPublisher::new(store, config.bus.log_partitions))
+        }
+    };
+
+    let relay = Relay::new(
+        legacy.url.clone(),
+        config.outbox.clone(),
+        sink.clone(),
+        RelayOptions {
+            once: args.once,
+            ..RelayOptions::default()
+        },
+    );
+    let token = shutdown.token.clone();
+    let outcome = shutdown.drain(relay.run(&token)).await;
+    sink.flush(shutdown.grace);
+    match outcome {
+        Some(Ok(report)) => {
+            tracing::info!(
+                published = report.published,
+                dead_lettered = report.dead_lettered,
+                retried = report.retried,
+                "relay stopped"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Err(e)) => Err(e).context("relaying the outbox"),
+        None => {
+            tracing::warn!(
+                "relay did not drain within the grace period; unconfirmed rows will be published again on restart"
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}

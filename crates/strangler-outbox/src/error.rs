@@ -1,0 +1,54 @@
+//! What can go wrong in the relay.
+
+/// Errors of the outbox relay.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The legacy database URL names a database the relay does not read.
+    #[error(
+        "unsupported legacy database URL `{0}`: use postgres://, mysql:// (MySQL or MariaDB) or sqlite://"
+    )]
+    UnsupportedUrl(String),
+    /// The legacy database could not be reached.
+    #[error("cannot connect to the legacy database at {url}: {source}")]
+    Connect {
+        /// The URL, password removed.
+        url: String,
+        /// The driver error.
+        source: sqlx::Error,
+    },
+    /// A query on the legacy database failed.
+    #[error("outbox query failed: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// Publishing failed.
+    #[error("publishing failed: {0}")]
+    Bus(#[from] strangler_bus::Error),
+    /// Another relay holds the outbox now; this one must stop writing.
+    #[error("lost the outbox lease: {0}")]
+    Fenced(String),
+    /// A row cannot be published and `bad_rows = "stop"`.
+    #[error(
+        "outbox row {id} cannot be published: {reason} (bad_rows = \"stop\"; fix or remove the row, or set bad_rows = \"dead-letter\")"
+    )]
+    BadRow {
+        /// The row's event id (or `seq` when the id is unreadable).
+        id: String,
+        /// Why it cannot be published.
+        reason: String,
+    },
+    /// The Kafka producer hit a fatal error and cannot keep its ordering guarantee.
+    #[error("the Kafka producer failed fatally: {0}; restart the relay")]
+    ProducerFatal(String),
+}
+
+impl Error {
+    /// Whether retrying (after a pause, on a fresh connection) can help.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(
+            self,
+            Error::UnsupportedUrl(_) | Error::BadRow { .. } | Error::ProducerFatal(_)
+        )
+    }
+}
+
+/// Result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

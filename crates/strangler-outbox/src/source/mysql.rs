@@ -1,0 +1,192 @@
+//! MySQL/MariaDB: `seq` order with gap holding, `GET_LOCK` as lease.
+//!
+//! InnoDB draws AUTO_INCREMENT values at insert time but transactions commit in any order, so a
+//! reader can see `seq` 7 before 6 commits. When a batch has a gap, the rows after it are held
+//! back. The gap is passed only when it has existed for `gap_grace_ms` *and* a READ UNCOMMITTED
+//! look finds no row in it, committed or not: then the insert that drew that value rolled back
+//! (or the row was deleted), and nothing can fill the gap any more.
+
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, MySqlConnection, Row};
+use strangler_core::config::{OutboxConfig, OutboxRetention};
+
+use super::sql::{self, Dialect, quote};
+use super::{Cursor, decode_row};
+use crate::{BadRow, Error, OutboxRow, Result};
+
+pub(crate) struct MySource {
+    conn: MySqlConnection,
+    cfg: OutboxConfig,
+    read_sql: String,
+    dead_letter_sql: String,
+    headers: Vec<(String, String)>,
+    pub(crate) cursor: Cursor,
+    /// First missing `seq` and when the gap was first seen.
+    gap: Option<(i64, Instant)>,
+    grace: Duration,
+}
+
+impl MySource {
+    pub(crate) async fn connect(url: &str, cfg: &OutboxConfig) -> Result<MySource> {
+        let mut conn = MySqlConnection::connect(url)
+            .await
+            .map_err(|source| Error::Connect {
+                url: strangler_store::redact_url(url),
+                source,
+            })?;
+        // Published rows (mark) were completed in `seq` order: everything up to the last one is done.
+        let start: i64 = if cfg.retention == OutboxRetention::Mark {
+            sqlx::query_scalar(&format!(
+                "SELECT CAST(COALESCE(MAX(seq), 0) AS SIGNED) FROM {} WHERE {} IS NOT NULL",
+                quote(Dialect::Mysql, &cfg.table),
+                quote(Dialect::Mysql, &cfg.columns.published_at)
+            ))
+            .fetch_one(&mut conn)
+            .await?
+        } else {
+            0
+        };
+        Ok(MySource {
+            conn,
+            cfg: cfg.clone(),
+            read_sql: sql::read_query(Dialect::Mysql, cfg),
+            dead_letter_sql: sql::dead_letter_query(Dialect::Mysql, cfg),
+            headers: sql::header_columns(cfg),
+            cursor: Cursor { tx: 0, seq: start },
+            gap: None,
+            grace: Duration::from_millis(cfg.gap_grace_ms),
+        })
+    }
+
+    const LOCK: &'static str =
+        "SELECT GET_LOCK(CONCAT('strangler-', LEFT(SHA1(CONCAT(DATABASE(), '.', ?)), 40)), 0)";
+
+    pub(crate) async fn try_lease(&mut self) -> Result<bool> {
+        let got: Option<i64> = sqlx::query_scalar(Self::LOCK)
+            .bind(&self.cfg.table)
+            .fetch_one(&mut self.conn)
+            .await?;
+        Ok(got == Some(1))
+    }
+
+    pub(crate) async fn check_lease(&mut self) -> Result<()> {
+        let mine: Option<i64> = sqlx::query_scalar(
+            "SELECT IS_USED_LOCK(CONCAT('strangler-', LEFT(SHA1(CONCAT(DATABASE(), '.', ?)), 40))) = CONNECTION_ID()",
+        )
+        .bind(&self.cfg.table)
+        .fetch_one(&mut self.conn)
+        .await?;
+        if mine == Some(1) {
+            Ok(())
+        } else {
+            Err(Error::Fenced("GET_LOCK is no longer held".into()))
+        }
+    }
+
+    pub(crate) fn holding_gap(&self) -> bool {
+        self.gap.is_some()
+    }
+
+    pub(crate) fn rewind(&mut self, to: Cursor) {
+        self.cursor = to;
+        self.gap = None;
+    }
+
+    /// Whether any row, committed or not, exists with `from <= seq < to`.
+    async fn gap_has_rows(&mut self, from: i64, to: i64) -> Result<bool> {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED")
+            .execute(&mut self.conn)
+            .await?;
+        let mut tx = self.conn.begin().await?;
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM {} WHERE seq >= ? AND seq < ?",
+            quote(Dialect::Mysql, &self.cfg.table)
+        ))
+        .bind(from)
+        .bind(to)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    pub(crate) async fn read_batch(&mut self, limit: u32) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query(&self.read_sql)
+            .bind(self.cursor.seq)
+            .bind(i64::from(limit))
+            .fetch_all(&mut self.conn)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let seq: i64 = r.try_get(0)?;
+            let expected = self.cursor.seq + 1;
+            if seq > expected {
+                let first_seen = match self.gap {
+                    Some((start, at)) if start == expected => at,
+                    _ => {
+                        tracing::debug!(
+                            from = expected,
+                            to = seq - 1,
+                            "gap in outbox seq, holding later rows"
+                        );
+                        self.gap = Some((expected, Instant::now()));
+                        break;
+                    }
+                };
+                if first_seen.elapsed() < self.grace || self.gap_has_rows(expected, seq).await? {
+                    if first_seen.elapsed() > self.grace * 30 {
+                        tracing::warn!(
+                            from = expected,
+                            to = seq - 1,
+                            held_s = first_seen.elapsed().as_secs(),
+                            "outbox rows held behind a transaction that is still open"
+                        );
+                    }
+                    break;
+                }
+                tracing::debug!(
+                    from = expected,
+                    to = seq - 1,
+                    "gap is a rollback or a deleted row, moving on"
+                );
+            }
+            self.gap = None;
+            self.cursor = Cursor { tx: 0, seq };
+            let published: i64 = r.try_get(1)?;
+            if published == 0 {
+                out.push(decode_row!(r, 2, 0, seq, self.headers));
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn complete(&mut self, seqs: &[i64], bad: &[BadRow]) -> Result<()> {
+        let complete_sql = sql::complete_query(Dialect::Mysql, &self.cfg, seqs.len());
+        let mut tx = self.conn.begin().await?;
+        for b in bad {
+            sqlx::query(&self.dead_letter_sql)
+                .bind(&self.cfg.table)
+                .bind(&b.row.id)
+                .bind(&b.row.aggregate_type)
+                .bind(&b.row.aggregate_id)
+                .bind(&b.row.event_type)
+                .bind(&b.row.payload)
+                .bind(b.headers_json())
+                .bind(&b.reason)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut q = sqlx::query(&complete_sql);
+        for s in seqs {
+            q = q.bind(s);
+        }
+        q.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}

@@ -1,0 +1,114 @@
+//! PostgreSQL: a commit-order fence on `transaction_id` (xid8), a session advisory lock as lease.
+
+use sqlx::{Connection, PgConnection, Row};
+use strangler_core::config::OutboxConfig;
+
+use super::sql::{self, Dialect};
+use super::{Cursor, decode_row};
+use crate::{BadRow, Error, OutboxRow, Result};
+
+pub(crate) struct PgSource {
+    conn: PgConnection,
+    table: String,
+    read_sql: String,
+    complete_sql: String,
+    dead_letter_sql: String,
+    headers: Vec<(String, String)>,
+    pub(crate) cursor: Cursor,
+}
+
+impl PgSource {
+    pub(crate) async fn connect(url: &str, cfg: &OutboxConfig) -> Result<PgSource> {
+        let conn = PgConnection::connect(url)
+            .await
+            .map_err(|source| Error::Connect {
+                url: strangler_store::redact_url(url),
+                source,
+            })?;
+        Ok(PgSource {
+            conn,
+            table: cfg.table.clone(),
+            read_sql: sql::read_query(Dialect::Postgres, cfg),
+            complete_sql: sql::complete_query(Dialect::Postgres, cfg, 0),
+            dead_letter_sql: sql::dead_letter_query(Dialect::Postgres, cfg),
+            headers: sql::header_columns(cfg),
+            cursor: Cursor::default(),
+        })
+    }
+
+    fn lock_name(&self) -> String {
+        format!("strangler-outbox:{}", self.table)
+    }
+
+    /// A session-level advisory lock: released when this connection ends, however it ends.
+    pub(crate) async fn try_lease(&mut self) -> Result<bool> {
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .bind(self.lock_name())
+            .fetch_one(&mut self.conn)
+            .await?;
+        Ok(got)
+    }
+
+    pub(crate) async fn check_lease(&mut self) -> Result<()> {
+        let held: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+             AND pid = pg_backend_pid() AND granted \
+             AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0))",
+        )
+        .bind(self.lock_name())
+        .fetch_one(&mut self.conn)
+        .await?;
+        if held {
+            Ok(())
+        } else {
+            Err(Error::Fenced("the advisory lock is no longer held".into()))
+        }
+    }
+
+    pub(crate) async fn read_batch(&mut self, limit: u32) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query(&self.read_sql)
+            .bind(self.cursor.tx.to_string())
+            .bind(self.cursor.seq)
+            .bind(i64::from(limit))
+            .fetch_all(&mut self.conn)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let tx: i64 = r.try_get(0)?;
+            let seq: i64 = r.try_get(1)?;
+            out.push(decode_row!(r, 2, tx, seq, self.headers));
+            self.cursor = Cursor { tx, seq };
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn complete(&mut self, lo: Cursor, hi: Cursor, bad: &[BadRow]) -> Result<()> {
+        let mut tx = self.conn.begin().await?;
+        for b in bad {
+            sqlx::query(&self.dead_letter_sql)
+                .bind(&self.table)
+                .bind(&b.row.id)
+                .bind(&b.row.aggregate_type)
+                .bind(&b.row.aggregate_id)
+                .bind(&b.row.event_type)
+                .bind(&b.row.payload)
+                .bind(b.headers_json())
+                .bind(&b.reason)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(&self.complete_sql)
+            .bind(lo.tx.to_string())
+            .bind(lo.seq)
+            .bind(hi.tx.to_string())
+            .bind(hi.seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
