@@ -39,13 +39,13 @@ pub(crate) fn apply(
                     None => captured.next().cloned().unwrap_or_default(),
                 })
                 .collect();
-            if lookup(&legacy, &target).is_some() {
+            if lookup(&legacy, &target).is_some() || lookup(candidate, &path).is_some() {
                 continue; // the legacy answer already has the new field: leave both alone
             }
             let Some(value) = take(&mut legacy, &path) else {
                 continue;
             };
-            let credit = lookup(candidate, &target).is_some() && lookup(candidate, &path).is_none();
+            let credit = lookup(candidate, &target).is_some();
             match put(&mut legacy, &target, value) {
                 Ok(()) if credit => forgiven[idx] += 1,
                 Ok(()) => {}
@@ -69,16 +69,16 @@ fn rename_in_place(
 ) -> u32 {
     let Some((head, rest)) = parent.split_first() else {
         let Value::Object(m) = v else { return 0 };
-        if m.contains_key(new) {
+        let cand = candidate.and_then(Value::as_object);
+        // Leave it when the legacy already has the new name or the candidate kept the old one.
+        if m.contains_key(new) || cand.is_some_and(|c| c.contains_key(old)) {
             return 0;
         }
         let Some(value) = m.shift_remove(old) else {
             return 0;
         };
         m.insert(new.to_owned(), value);
-        let credit = candidate
-            .and_then(Value::as_object)
-            .is_some_and(|c| c.contains_key(new) && !c.contains_key(old));
+        let credit = cand.is_some_and(|c| c.contains_key(new));
         return u32::from(credit);
     };
     match (head, v) {
