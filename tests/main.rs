@@ -2,3 +2,4 @@
 //! Kafka-protocol broker. One binary, one module per suite.
 
 mod harness;
+mod proxy;

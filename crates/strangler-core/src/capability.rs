@@ -42,6 +42,16 @@ impl Mode {
         )
     }
 
+    /// Whether `self -> next` moves towards the new path (and so needs a promotion gate).
+    pub fn is_promotion(self, next: Mode) -> bool {
+        next.rank() > self.rank()
+    }
+
+    /// Whether the new path answers (some) requests in this mode.
+    pub fn serves_new(self) -> bool {
+        matches!(self, Mode::Canary(_) | Mode::New | Mode::Retired)
+    }
+
     fn rank(self) -> u16 {
         match self {
             Mode::Legacy => 0,
@@ -155,5 +165,9 @@ mod tests {
         assert!(Mode::Canary(5).can_move_to(Mode::Canary(50)));
         assert!(Mode::New.can_move_to(Mode::Legacy));
         assert!(Mode::Canary(50).can_move_to(Mode::Shadow));
+        assert!(Mode::Shadow.is_promotion(Mode::Canary(1)));
+        assert!(Mode::Canary(5).is_promotion(Mode::Canary(6)));
+        assert!(!Mode::New.is_promotion(Mode::Shadow));
+        assert!(!Mode::Shadow.serves_new() && Mode::Canary(1).serves_new());
     }
 }

@@ -3,6 +3,8 @@
 //! The same schema lives in PostgreSQL (many machines share one control plane) and SQLite (the
 //! embedded default). Migrations are embedded from `migrations/postgres` and `migrations/sqlite`.
 
+pub mod cutover;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;

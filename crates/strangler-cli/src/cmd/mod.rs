@@ -1,7 +1,9 @@
 //! One module per subcommand; this one dispatches.
 
 mod check_config;
+mod cutover;
 mod migrate;
+mod proxy;
 mod relay;
 
 use std::fmt;
@@ -58,8 +60,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Relay(args) => relay::run(&cli.global, &args).await,
         Command::Project(_) => not_built("project", 6),
         Command::Serve(_) => not_built("serve", 6),
-        Command::Proxy(_) => not_built("proxy", 8),
-        Command::Cutover(_) => not_built("cutover", 8),
+        Command::Proxy(args) => proxy::run(&cli.global, &args).await,
+        Command::Cutover(cmd) => cutover::run(&cli.global, &cmd).await,
         Command::Report(_) => not_built("report", 9),
         Command::Reconcile(_) => not_built("reconcile", 10),
         Command::Demo(_) => not_built("demo", 11),

@@ -33,6 +33,92 @@ pub struct CapabilityConfig {
     /// Fewest comparisons a promotion gate needs.
     #[serde(default = "default_min_sample")]
     pub min_sample: u64,
+    /// Highest acceptable error rate (5xx, timeouts, refused connections) of the new path.
+    #[serde(default = "default_max_error_rate")]
+    pub max_error_rate: f64,
+    /// Largest acceptable p99 latency of the new path above legacy's, in milliseconds.
+    #[serde(default = "default_max_p99_delta_ms")]
+    pub max_p99_delta_ms: u64,
+    /// Header whose value picks a request's canary bucket (for example `X-Customer-Id`).
+    #[serde(default)]
+    pub canary_key_header: Option<String>,
+    /// Path parameter whose value picks a request's canary bucket (for example `id`); used when
+    /// the header is absent. Without either, the path and query are the key.
+    #[serde(default)]
+    pub canary_key_param: Option<String>,
+    /// In canary mode, ask both sides and serve legacy's answer when the new one differs or fails.
+    /// Costs the client the slower of the two answers; counted as a fall-back.
+    #[serde(default)]
+    pub fallback_on_mismatch: bool,
+    /// Share of requests mirrored in shadow mode (and compared in canary), from 0 to 1.
+    #[serde(default = "default_sample_rate")]
+    pub sample_rate: f64,
+    /// Sample by the canary key instead of at random, so one key is always or never compared.
+    #[serde(default)]
+    pub sample_by_key: bool,
+    /// Share of requests compared against legacy in `new` mode (reverse comparison), from 0 to 1.
+    #[serde(default = "default_new_compare_rate")]
+    pub new_compare_rate: f64,
+    /// Most mirrored requests of this capability in flight at once; more are dropped and counted.
+    #[serde(default = "default_mirror_max_in_flight")]
+    pub mirror_max_in_flight: usize,
+    /// Deadline of one mirrored request, answer and comparison included.
+    #[serde(default = "default_mirror_timeout_ms")]
+    pub mirror_timeout_ms: u64,
+    /// Largest body (each side) buffered for comparison; larger answers are skipped as `too_large`.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// How long to wait before asking the new path again when a difference may be lag.
+    #[serde(default = "default_settle_ms")]
+    pub settle_ms: u64,
+    /// Where writes of this capability may be mirrored (a sandbox copy of the new path); without
+    /// it, idempotent and side-effecting requests are never mirrored.
+    #[serde(default)]
+    pub sandbox_url: Option<String>,
+    /// Capabilities whose reads a client's write here affects (read-your-writes); empty means all.
+    #[serde(default)]
+    pub ryw_affects: Vec<String>,
+}
+
+/// 1%: a new path failing more often than legacy's usual error rate is not ready.
+fn default_max_error_rate() -> f64 {
+    0.01
+}
+
+/// 50 ms: a p99 step users notice on an interactive screen.
+fn default_max_p99_delta_ms() -> u64 {
+    50
+}
+
+/// Every request: shadowing is cheap and the comparisons are the evidence for promotion.
+fn default_sample_rate() -> f64 {
+    1.0
+}
+
+/// 1%: enough to keep watching drift in `new` mode without doubling legacy's load.
+fn default_new_compare_rate() -> f64 {
+    0.01
+}
+
+/// 64: at a typical 20 ms answer this mirrors over 3,000 requests a second per capability while
+/// bounding memory to 64 times two bodies.
+fn default_mirror_max_in_flight() -> usize {
+    64
+}
+
+/// Two seconds: a read slower than that would fail the p99 gate anyway.
+fn default_mirror_timeout_ms() -> u64 {
+    2_000
+}
+
+/// 1 MiB: larger than typical JSON read answers, small enough that 64 in flight stay bounded.
+fn default_max_body_bytes() -> usize {
+    1 << 20
+}
+
+/// 200 ms: a projection usually applies a fresh event within that on a healthy bus.
+fn default_settle_ms() -> u64 {
+    200
 }
 
 /// Five seconds: an operational screen tolerates a few seconds of lag.
@@ -141,12 +227,49 @@ pub(super) fn validate_all(caps: &[CapabilityConfig], v: &mut Validator) {
         if let Some(rules) = &c.rules {
             v.existing_file(&key("rules"), rules);
         }
-        if !(0.0..=1.0).contains(&c.mismatch_budget) {
-            v.problem(
-                key("mismatch_budget"),
-                format!("{} is not a rate", c.mismatch_budget),
-                "use a number from 0 to 1, for example 0.01 for 1%",
-            );
+        for (k, rate) in [
+            ("mismatch_budget", c.mismatch_budget),
+            ("max_error_rate", c.max_error_rate),
+            ("sample_rate", c.sample_rate),
+            ("new_compare_rate", c.new_compare_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                v.problem(
+                    key(k),
+                    format!("{rate} is not a rate"),
+                    "use a number from 0 to 1, for example 0.01 for 1%",
+                );
+            }
+        }
+        v.at_least(
+            &key("mirror_max_in_flight"),
+            c.mirror_max_in_flight as u64,
+            1,
+        );
+        v.at_least(&key("mirror_timeout_ms"), c.mirror_timeout_ms, 1);
+        v.at_least(&key("max_body_bytes"), c.max_body_bytes as u64, 1);
+        v.at_least(&key("min_sample"), c.min_sample, 1);
+        if let Some(url) = &c.sandbox_url {
+            v.url(&key("sandbox_url"), url, &["http"]);
+        }
+        if let Some(param) = &c.canary_key_param {
+            let needle = format!("{{{param}}}");
+            if !c.routes.iter().any(|r| r.contains(&needle)) {
+                v.problem(
+                    key("canary_key_param"),
+                    format!("no route of `{}` has a `{needle}` segment", c.name),
+                    "name a parameter that appears in the routes, or use canary_key_header",
+                );
+            }
+        }
+        for (j, other) in c.ryw_affects.iter().enumerate() {
+            if !caps.iter().any(|o| &o.name == other) {
+                v.problem(
+                    format!("capability[{i}].ryw_affects[{j}]"),
+                    format!("no capability is named `{other}`"),
+                    "name a capability defined in this file",
+                );
+            }
         }
     }
 }

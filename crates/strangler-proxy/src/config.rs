@@ -1,0 +1,154 @@
+//! The proxy's runtime settings, compiled once from the validated configuration: upstream
+//! addresses, capabilities with their loaded rule sets and read-your-writes fan-out.
+
+use std::sync::Arc;
+
+use http::Uri;
+use http::uri::{Authority, Scheme};
+use strangler_core::Config;
+use strangler_core::config::{CapabilityConfig, ProxyConfig};
+use strangler_diff::RuleSet;
+
+use crate::error::{Error, Result};
+use crate::ryw::Affects;
+
+/// An HTTP upstream: scheme, host and port, and a path prefix.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    scheme: Scheme,
+    authority: Authority,
+    prefix: String,
+}
+
+impl Upstream {
+    /// Parses `http://host:port/prefix`.
+    pub fn parse(url: &str) -> Result<Upstream> {
+        let bad = |reason: &str| Error::BadUpstream {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let uri: Uri = url.parse().map_err(|_| bad("not a URI"))?;
+        let scheme = uri.scheme().cloned().ok_or_else(|| bad("no scheme"))?;
+        if scheme != Scheme::HTTP {
+            return Err(bad("only http:// upstreams are supported"));
+        }
+        let authority = uri.authority().cloned().ok_or_else(|| bad("no host"))?;
+        let prefix = uri.path().trim_end_matches('/').to_owned();
+        Ok(Upstream {
+            scheme,
+            authority,
+            prefix,
+        })
+    }
+
+    /// The upstream URI for a client's path and query.
+    pub fn uri(&self, path_and_query: &str) -> Uri {
+        let pq = if self.prefix.is_empty() {
+            path_and_query.to_owned()
+        } else {
+            format!("{}{path_and_query}", self.prefix)
+        };
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(pq)
+            .build()
+            .unwrap_or_else(|_| Uri::from_static("/"))
+    }
+
+    /// `host:port`, the `Host` header for this upstream.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+}
+
+/// One capability, ready for the request path.
+pub struct Capability {
+    /// Its index in the configuration.
+    pub index: usize,
+    /// Its name, shared with metrics labels.
+    pub name: Arc<str>,
+    /// The configuration section.
+    pub cfg: CapabilityConfig,
+    /// Comparison rules.
+    pub rules: RuleSet,
+    /// Where its unsafe writes may be mirrored.
+    pub sandbox: Option<Upstream>,
+    /// Capabilities whose reads a write here affects.
+    pub affects: Affects,
+}
+
+/// Everything the proxy needs from the configuration.
+pub struct Settings {
+    /// The `[proxy]` section.
+    pub proxy: ProxyConfig,
+    /// The legacy read API.
+    pub legacy: Upstream,
+    /// The new read path.
+    pub new: Upstream,
+    /// Capabilities in configuration order.
+    pub caps: Vec<Capability>,
+}
+
+impl Settings {
+    /// Compiles the settings, loading every capability's rules file.
+    pub fn from_config(config: &Config) -> Result<Settings> {
+        let proxy = config.proxy.clone().ok_or(Error::NoProxySection)?;
+        let legacy = Upstream::parse(&proxy.legacy_url)?;
+        let new = Upstream::parse(&proxy.new_url)?;
+        let n = config.capabilities.len();
+        let mut caps = Vec::with_capacity(n);
+        for (index, cfg) in config.capabilities.iter().enumerate() {
+            let rules = match &cfg.rules {
+                Some(path) => RuleSet::load(&config.resolve(path)).map_err(|e| Error::Rules {
+                    capability: cfg.name.clone(),
+                    message: e.to_string(),
+                })?,
+                None => RuleSet::empty(),
+            };
+            let affects: Affects = (0..n)
+                .map(|j| {
+                    cfg.ryw_affects.is_empty()
+                        || cfg
+                            .ryw_affects
+                            .iter()
+                            .any(|a| *a == config.capabilities[j].name)
+                })
+                .collect();
+            caps.push(Capability {
+                index,
+                name: Arc::from(cfg.name.as_str()),
+                sandbox: cfg
+                    .sandbox_url
+                    .as_deref()
+                    .map(Upstream::parse)
+                    .transpose()?,
+                cfg: cfg.clone(),
+                rules,
+                affects,
+            });
+        }
+        Ok(Settings {
+            proxy,
+            legacy,
+            new,
+            caps,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_uris_keep_the_prefix_path_and_query() {
+        let u = Upstream::parse("http://127.0.0.1:9000/api/").unwrap();
+        assert_eq!(
+            u.uri("/orders/1?x=1&y=%20").to_string(),
+            "http://127.0.0.1:9000/api/orders/1?x=1&y=%20"
+        );
+        assert!(Upstream::parse("https://x").is_err());
+        assert!(Upstream::parse("nohost").is_err());
+    }
+}

@@ -1,0 +1,327 @@
+//! Forwarding to upstreams: a pooled keep-alive HTTP/1.1 client, hop-by-hop header removal
+//! (RFC 9110 section 7.6.1), bounded body collection, and a tee that copies a streamed body (up
+//! to a cap) for comparison while the client receives it unchanged.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName};
+use http::{Request, Uri, Version};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use strangler_core::config::ProxyConfig;
+use tokio::sync::oneshot;
+
+use crate::error::ProxyError;
+
+/// The upstream client: pooled keep-alive connections, shared by every request.
+pub type Client = HyperClient<HttpConnector, Body>;
+
+/// Builds the upstream client.
+pub fn client(cfg: &ProxyConfig) -> Client {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    http.set_connect_timeout(Some(Duration::from_millis(cfg.upstream_timeout_ms)));
+    HyperClient::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_millis(cfg.pool_idle_timeout_ms))
+        .build(http)
+}
+
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers: the fixed list, any `Proxy-*`, and those `Connection` names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(n);
+    }
+    let proxy: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for n in proxy {
+        headers.remove(n);
+    }
+}
+
+/// The request to send upstream: same method and headers (hop-by-hop removed, `Host` set by the
+/// client from `uri`), HTTP/1.1.
+pub fn request(method: &http::Method, headers: &HeaderMap, uri: Uri, body: Body) -> Request<Body> {
+    let mut req = Request::new(body);
+    *req.method_mut() = method.clone();
+    *req.uri_mut() = uri;
+    *req.version_mut() = Version::HTTP_11;
+    let mut h = headers.clone();
+    strip_hop_by_hop(&mut h);
+    h.remove(header::HOST);
+    *req.headers_mut() = h;
+    req
+}
+
+/// Sends a request; times out waiting for the response head after `timeout`.
+pub async fn send(
+    client: &Client,
+    req: Request<Body>,
+    timeout: Duration,
+) -> Result<(Response, Duration), ProxyError> {
+    let start = Instant::now();
+    match tokio::time::timeout(timeout, client.request(req)).await {
+        Ok(Ok(resp)) => Ok((resp.map(Body::new), start.elapsed())),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "upstream request failed");
+            Err(ProxyError::Upstream)
+        }
+        Err(_) => Err(ProxyError::Timeout),
+    }
+}
+
+/// Readies an upstream response for the client: hop-by-hop headers removed.
+pub fn respond(mut resp: Response) -> Response {
+    strip_hop_by_hop(resp.headers_mut());
+    resp
+}
+
+/// A body read whole, or one too large to keep (its bytes preserved for streaming on).
+pub enum Collected {
+    /// The whole body, within the cap.
+    Full(Bytes),
+    /// Over the cap: the body, unchanged, to stream on.
+    TooLarge(Body),
+}
+
+/// Reads `body` whole if it fits in `cap` bytes. Known-length bodies over the cap are not read.
+pub async fn collect_capped(body: Body, cap: usize) -> Result<Collected, axum::Error> {
+    if body.size_hint().lower() > cap as u64 {
+        return Ok(Collected::TooLarge(body));
+    }
+    let mut body = body;
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut len = 0usize;
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let Ok(data) = frame?.into_data() else {
+            continue; // trailers are not compared
+        };
+        len += data.len();
+        chunks.push(data);
+        if len > cap {
+            return Ok(Collected::TooLarge(Body::new(Prefixed {
+                prefix: chunks.into(),
+                rest: body,
+            })));
+        }
+    }
+    let mut out = BytesMut::with_capacity(len);
+    for c in chunks {
+        out.extend_from_slice(&c);
+    }
+    Ok(Collected::Full(out.freeze()))
+}
+
+/// Chunks already read, then the rest of the body.
+struct Prefixed {
+    prefix: std::collections::VecDeque<Bytes>,
+    rest: Body,
+}
+
+impl HttpBody for Prefixed {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        if let Some(chunk) = self.prefix.pop_front() {
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
+    }
+}
+
+/// What a tee captured of a body.
+#[derive(Debug)]
+pub enum Captured {
+    /// The whole body.
+    Complete(Bytes),
+    /// Larger than the cap; the copy was dropped.
+    TooLarge,
+    /// The body failed mid-stream.
+    Failed,
+    /// The client went away before the end.
+    Aborted,
+}
+
+/// Passes a body through to the client unchanged while keeping a copy up to `cap` bytes, sent
+/// on `tx` when the body ends (or why not).
+pub struct TeeBody {
+    inner: Body,
+    buf: Option<BytesMut>,
+    cap: usize,
+    tx: Option<oneshot::Sender<Captured>>,
+}
+
+impl TeeBody {
+    /// Tees `inner`.
+    pub fn new(inner: Body, cap: usize) -> (TeeBody, oneshot::Receiver<Captured>) {
+        let (tx, rx) = oneshot::channel();
+        let hint = inner.size_hint().lower().min(cap as u64) as usize;
+        let tee = TeeBody {
+            inner,
+            buf: Some(BytesMut::with_capacity(hint)),
+            cap,
+            tx: Some(tx),
+        };
+        (tee, rx)
+    }
+
+    fn finish(&mut self, outcome: Captured) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(outcome);
+        }
+        self.buf = None;
+    }
+
+    fn complete(&mut self) {
+        let body = self.buf.take().map(BytesMut::freeze).unwrap_or_default();
+        self.finish(Captured::Complete(body));
+    }
+}
+
+impl HttpBody for TeeBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(data), Some(buf)) = (frame.data_ref(), this.buf.as_mut()) {
+                    if buf.len() + data.len() > this.cap {
+                        this.finish(Captured::TooLarge);
+                    } else {
+                        buf.extend_from_slice(data);
+                    }
+                }
+                // The server may stop polling once the body says it is done.
+                if this.inner.is_end_stream() && this.tx.is_some() {
+                    this.complete();
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.finish(Captured::Failed),
+            Poll::Ready(None) => {
+                if this.tx.is_some() {
+                    this.complete();
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for TeeBody {
+    fn drop(&mut self) {
+        if self.tx.is_some() {
+            if self.inner.is_end_stream() && self.buf.is_some() {
+                self.complete();
+            } else {
+                self.finish(Captured::Aborted);
+            }
+        }
+    }
+}
+
+/// An upstream failure as the client sees it.
+pub fn failure(e: ProxyError) -> Response {
+    e.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[test]
+    fn hop_by_hop_headers_go_and_end_to_end_ones_stay() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "keep-alive, x-secret".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert("proxy-connection", "keep-alive".parse().unwrap());
+        h.insert("te", "trailers".parse().unwrap());
+        h.insert("transfer-encoding", "chunked".parse().unwrap());
+        h.insert("upgrade", "h2c".parse().unwrap());
+        h.insert("x-request-id", "abc".parse().unwrap());
+        h.insert("cache-control", "no-cache".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["x-request-id", "cache-control"]);
+    }
+
+    #[tokio::test]
+    async fn the_tee_passes_bytes_through_and_keeps_a_copy() {
+        let (tee, rx) = TeeBody::new(Body::from("hello world"), 64);
+        let out = Body::new(tee).collect().await.unwrap().to_bytes();
+        assert_eq!(&out[..], b"hello world");
+        match rx.await.unwrap() {
+            Captured::Complete(b) => assert_eq!(&b[..], b"hello world"),
+            other => panic!("{other:?}"),
+        }
+        let (tee, rx) = TeeBody::new(Body::from("hello world"), 5);
+        let out = Body::new(tee).collect().await.unwrap().to_bytes();
+        assert_eq!(&out[..], b"hello world", "the client gets everything");
+        assert!(matches!(rx.await.unwrap(), Captured::TooLarge));
+        let (tee, rx) = TeeBody::new(Body::from("unread"), 64);
+        drop(tee);
+        assert!(matches!(rx.await.unwrap(), Captured::Aborted));
+    }
+
+    #[tokio::test]
+    async fn collecting_over_the_cap_keeps_every_byte() {
+        match collect_capped(Body::from("0123456789"), 4).await.unwrap() {
+            Collected::TooLarge(b) => {
+                assert_eq!(&b.collect().await.unwrap().to_bytes()[..], b"0123456789")
+            }
+            Collected::Full(_) => panic!("over the cap"),
+        }
+        match collect_capped(Body::from("0123"), 4).await.unwrap() {
+            Collected::Full(b) => assert_eq!(&b[..], b"0123"),
+            Collected::TooLarge(_) => panic!("within the cap"),
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Mirroring: the copy of a request sent to the other side, and its lag-aware comparison, in a
+//! spawned task that never touches the client's path.
+//!
+//! Each capability has a bounded pool (a semaphore): a copy that finds no permit is dropped and
+//! counted, so a slow new path costs at most `mirror_max_in_flight` tasks, each holding at most
+//! two bodies of `max_body_bytes`. Every task has a deadline and a tracing span.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use chrono::Utc;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use strangler_diff::{CompareInput, HttpAnswer, Side, Verdict, compare};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::config::Upstream;
+use crate::error::ProxyError;
+use crate::forward::{self, Captured, Collected};
+use crate::freshness::{LAG_HEADER, WATERMARK_HEADER, watermark_of};
+use crate::modes::Serve;
+use crate::state::Proxy;
+use crate::stats::Skip;
+
+/// Header naming the capability and copy id on every mirrored request.
+pub const SHADOW_HEADER: &str = "x-strangler-shadow";
+
+/// A capability's bound on mirrored requests in flight.
+pub struct MirrorPool {
+    sem: Arc<Semaphore>,
+    in_flight: AtomicUsize,
+    high_water: AtomicUsize,
+}
+
+/// A slot in the pool, released when the mirror task ends.
+pub struct Permit {
+    _permit: OwnedSemaphorePermit,
+    pool: Arc<MirrorPool>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.pool.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+impl MirrorPool {
+    /// A pool of `max` slots.
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(MirrorPool {
+            sem: Arc::new(Semaphore::new(max)),
+            in_flight: AtomicUsize::new(0),
+            high_water: AtomicUsize::new(0),
+        })
+    }
+
+    /// A slot, or `None` when the pool is full (never waits).
+    pub fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
+        let permit = self.sem.clone().try_acquire_owned().ok()?;
+        let now = self.in_flight.fetch_add(1, Relaxed) + 1;
+        self.high_water.fetch_max(now, Relaxed);
+        Some(Permit {
+            _permit: permit,
+            pool: self.clone(),
+        })
+    }
+
+    /// Mirror tasks running now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Relaxed)
+    }
+
+    /// The most that ever ran at once.
+    pub fn high_water(&self) -> usize {
+        self.high_water.load(Relaxed)
+    }
+}
+
+/// The client's request, buffered, as it is re-sent to the other side.
+#[derive(Clone)]
+pub struct Copy {
+    /// Method.
+    pub method: Method,
+    /// Path and query.
+    pub path_and_query: String,
+    /// Client headers (hop-by-hop removed when sent).
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+/// The answer the client got, as far as the comparison needs it.
+pub struct Served {
+    /// Which side served.
+    pub side: Serve,
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Time to the response head.
+    pub latency: Duration,
+    /// The body, once the client has received it.
+    pub body: oneshot::Receiver<Captured>,
+}
+
+/// An answer fetched and read whole (bounded).
+pub struct Fetched {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body, or the unread remainder when over the cap.
+    pub body: Collected,
+    /// Time to the response head.
+    pub latency: Duration,
+}
+
+/// Sends `copy` to `to` and reads the answer up to `cap` bytes.
+pub async fn fetch(
+    proxy: &Proxy,
+    to: &Upstream,
+    copy: &Copy,
+    extra: &[(HeaderName, HeaderValue)],
+    timeout: Duration,
+    cap: usize,
+) -> Result<Fetched, ProxyError> {
+    let mut req = forward::request(
+        &copy.method,
+        &copy.headers,
+        to.uri(&copy.path_and_query),
+        Body::from(copy.body.clone()),
+    );
+    for (k, v) in extra {
+        req.headers_mut().insert(k.clone(), v.clone());
+    }
+    let deadline = Instant::now() + timeout;
+    let (resp, latency) = forward::send(&proxy.client, req, timeout).await?;
+    let (parts, body) = resp.into_parts();
+    let body = tokio::time::timeout_at(deadline, forward::collect_capped(body, cap))
+        .await
+        .map_err(|_| ProxyError::Timeout)?
+        .map_err(|_| ProxyError::Upstream)?;
+    Ok(Fetched {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+        latency,
+    })
+}
+
+/// Converts an answer for `strangler-diff`.
+pub fn answer(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> HttpAnswer {
+    HttpAnswer {
+        status: status.as_u16(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+    }
+}
+
+/// Whether a difference may be the new path's lag: it says it lags, or it reports a watermark.
+fn lag_suspected(headers: &HeaderMap) -> bool {
+    let lag = headers
+        .get(LAG_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    lag.is_some_and(|l| l > 0.0) || headers.contains_key(WATERMARK_HEADER)
+}
+
+/// Where the mirrored copy goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The new read path.
+    New,
+    /// The capability's sandbox (writes).
+    Sandbox,
+    /// Legacy (the new path served; legacy is the reference).
+    Legacy,
+}
+
+/// Spawns the comparison of a served answer with the other side's.
+pub fn spawn(
+    proxy: Arc<Proxy>,
+    cap: usize,
+    copy: Copy,
+    served: Served,
+    target: Target,
+    permit: Permit,
+) {
+    let id = proxy.next_shadow_id();
+    let name = proxy.settings.caps[cap].name.clone();
+    let span = tracing::info_span!("mirror", capability = %name, shadow_id = %id);
+    let tracker = proxy.tasks.clone();
+    tracker.spawn(
+        async move {
+            // Bounded by the mirror deadline, so shutdown can wait for it to finish.
+            run(&proxy, cap, &id, copy, served, target).await;
+            drop(permit);
+        }
+        .instrument(span),
+    );
+}
+
+async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, target: Target) {
+    let c = &proxy.settings.caps[cap];
+    let stats = &proxy.stats[cap];
+    let timeout = Duration::from_millis(c.cfg.mirror_timeout_ms);
+    let deadline = Instant::now() + timeout;
+    let cap_bytes = c.cfg.max_body_bytes;
+    let mut extra = proxy.mirror_headers.clone();
+    if let Ok(v) = HeaderValue::from_str(&format!("{}/{id}", c.name)) {
+        extra.push((HeaderName::from_static(SHADOW_HEADER), v));
+    }
+    let upstream = match target {
+        Target::New => &proxy.settings.new,
+        Target::Sandbox => c.sandbox.as_ref().unwrap_or(&proxy.settings.new),
+        Target::Legacy => &proxy.settings.legacy,
+    };
+    let mirrored_extra: &[_] = if target == Target::Legacy {
+        &[]
+    } else {
+        &extra
+    };
+    let (other, served_body) = tokio::join!(
+        fetch(proxy, upstream, &copy, mirrored_extra, timeout, cap_bytes),
+        tokio::time::timeout_at(deadline, served.body),
+    );
+    let served_body = match served_body {
+        Ok(Ok(Captured::Complete(b))) => b,
+        Ok(Ok(Captured::TooLarge)) => return stats.skip(Skip::TooLarge),
+        Ok(Ok(Captured::Failed)) => return stats.skip(Skip::ServedFailed),
+        Ok(Ok(Captured::Aborted)) | Ok(Err(_)) => return stats.skip(Skip::ClientAborted),
+        Err(_) => return stats.skip(Skip::Deadline),
+    };
+    let served_answer = answer(served.status, &served.headers, &served_body);
+    let other_side = if served.side == Serve::Legacy {
+        Side::Candidate
+    } else {
+        Side::Legacy
+    };
+    let other = match other {
+        Ok(f) => f,
+        Err(e) => {
+            let v = Verdict::Error {
+                side: other_side,
+                reason: e.to_string(),
+            };
+            tracing::debug!(verdict = v.as_str(), error = %e, "mirror failed");
+            return stats.verdict(&v);
+        }
+    };
+    let other_body = match &other.body {
+        Collected::Full(b) => b.clone(),
+        Collected::TooLarge(_) => return stats.skip(Skip::TooLarge),
+    };
+    let other_answer = answer(other.status, &other.headers, &other_body);
+    let (legacy, candidate, cand_headers) = match served.side {
+        Serve::Legacy => {
+            stats.legacy_latency(served.latency);
+            stats.new_latency(other.latency);
+            (served_answer, other_answer, &other.headers)
+        }
+        Serve::New => {
+            stats.legacy_latency(other.latency);
+            stats.new_latency(served.latency);
+            (other_answer, served_answer, &served.headers)
+        }
+    };
+    if target != Target::Sandbox {
+        proxy.fresh[cap].observe(cand_headers, Utc::now());
+    }
+    let judge = |candidate: &HttpAnswer, headers: &HeaderMap| {
+        compare(
+            CompareInput {
+                legacy: &legacy,
+                candidate,
+                candidate_watermark: watermark_of(headers),
+            },
+            &c.rules,
+        )
+    };
+    let first = judge(&candidate, cand_headers);
+    let mut verdict = first.verdict;
+    let differs = matches!(verdict, Verdict::Mismatch | Verdict::Stale { .. });
+    let settle = Duration::from_millis(c.cfg.settle_ms);
+    if differs
+        && (matches!(verdict, Verdict::Stale { .. }) || lag_suspected(cand_headers))
+        && Instant::now() + settle < deadline
+    {
+        // The projection may not have applied the change legacy shows yet: ask again once.
+        tokio::time::sleep(settle).await;
+        let to = if target == Target::Sandbox {
+            upstream
+        } else {
+            &proxy.settings.new
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let retry = fetch(proxy, to, &copy, &extra, left, cap_bytes).await;
+        if let Ok(Fetched {
+            status,
+            headers,
+            body: Collected::Full(body),
+            ..
+        }) = retry
+        {
+            proxy.fresh[cap].observe(&headers, Utc::now());
+            let second = judge(&answer(status, &headers, &body), &headers);
+            verdict = match second.verdict {
+                Verdict::Match | Verdict::Stale { .. } => Verdict::Stale {
+                    legacy_changed_at: String::new(),
+                    candidate_watermark: watermark_of(cand_headers)
+                        .map(|w| w.to_string())
+                        .unwrap_or_default(),
+                },
+                _ => Verdict::Mismatch,
+            };
+        }
+    }
+    tracing::debug!(
+        verdict = verdict.as_str(),
+        differences = first.differences.len(),
+        "compared"
+    );
+    stats.verdict(&verdict);
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Shadow proxy benchmark: one run, the same upstreams, five ways to reach them.
+#   (a) direct to legacy            (b) strangler pass-through   (c) strangler shadow mode
+#   (d) nginx proxy_pass            (e) nginx proxy_pass + mirror to the new path
+# Legacy and new are nginx serving a static 2 KB JSON document (worker_processes 2).
+# Throughput: wrk, 2 threads, 32 connections, $DURATION s. Latency at a fixed rate: the
+# open-loop generator crates/strangler-proxy/examples/fixed_rate.rs (oha is used instead when
+# installed). Results go to stdout as a markdown table; copy them into docs/BENCHMARKS.md.
+#
+# Usage: deploy/bench-proxy.sh            (DURATION=10 RATE=2000 FIXED_SECONDS=10 to change)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+RATE=${RATE:-2000}
+FIXED_SECONDS=${FIXED_SECONDS:-10}
+CONNECTIONS=32
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx || ! need wrk; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk >/dev/null
+fi
+
+cargo build --release -q -p strangler-cli -p strangler-proxy --example fixed_rate
+STRANGLER=target/release/strangler
+FIXED=target/release/examples/fixed_rate
+
+DIR=$(mktemp -d /tmp/strangler-bench.XXXXXX)
+chmod 755 "$DIR"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    [ -f "$DIR/nginx.pid" ] && kill "$(cat "$DIR/nginx.pid")" 2>/dev/null || true
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# The 2 KB document: an order with enough lines to weigh 2,048 bytes.
+mkdir -p "$DIR/www/orders"
+python3 - "$DIR/www/orders/1" <<'PY'
+import json, sys
+doc = {"id": "1", "customer": {"id": "c-42", "name": "Ada Lovelace"}, "status": "shipped",
+       "currency": "EUR", "lines": []}
+i = 0
+while len(json.dumps(doc, separators=(",", ":"))) < 2048:
+    doc["lines"].append({"sku": f"SKU-{i:05}", "qty": i % 7 + 1, "price": "19.90"})
+    i += 1
+text = json.dumps(doc, separators=(",", ":"))
+text = text[:-1] + ',"pad":"' + "x" * max(0, 2048 - len(text) - 9) + '"}'
+open(sys.argv[1], "w").write(text)
+PY
+chmod -R a+rX "$DIR/www"
+
+cat > "$DIR/nginx.conf" <<NGINX
+worker_processes 2;
+user root;
+pid $DIR/nginx.pid;
+error_log $DIR/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    upstream legacy  { server 127.0.0.1:18081; keepalive 128; }
+    upstream newpath { server 127.0.0.1:18082; keepalive 128; }
+    server { listen 127.0.0.1:18081; root $DIR/www; default_type application/json; }
+    server { listen 127.0.0.1:18082; root $DIR/www; default_type application/json; }
+    server {
+        listen 127.0.0.1:18083;
+        location / { proxy_pass http://legacy; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    }
+    server {
+        listen 127.0.0.1:18084;
+        location / {
+            mirror /mirror;
+            proxy_pass http://legacy; proxy_http_version 1.1; proxy_set_header Connection "";
+        }
+        location = /mirror {
+            internal;
+            proxy_pass http://newpath\$request_uri;
+            proxy_http_version 1.1; proxy_set_header Connection "";
+        }
+    }
+}
+NGINX
+nginx -c "$DIR/nginx.conf" -p "$DIR"
+
+for kind in pass shadow; do
+    port=$([ "$kind" = pass ] && echo 18090 || echo 18091)
+    cat > "$DIR/$kind.toml" <<TOML
+[store]
+url = "sqlite://$DIR/$kind.db"
+
+[proxy]
+listen = "127.0.0.1:$port"
+legacy_url = "http://127.0.0.1:18081"
+new_url = "http://127.0.0.1:18082"
+
+[telemetry]
+log_filter = "warn"
+
+[[capability]]
+name = "orders"
+routes = ["GET /orders/{id}"]
+mirror_max_in_flight = 256
+TOML
+    "$STRANGLER" -c "$DIR/$kind.toml" migrate >/dev/null
+    if [ "$kind" = shadow ]; then
+        "$STRANGLER" -c "$DIR/$kind.toml" cutover set orders shadow --reason bench --actor bench >/dev/null
+    fi
+    "$STRANGLER" -c "$DIR/$kind.toml" proxy >"$DIR/$kind.log" 2>&1 &
+    PIDS+=($!)
+done
+
+for port in 18081 18082 18083 18084 18090 18091; do
+    for _ in $(seq 50); do
+        curl -sf -o /dev/null "http://127.0.0.1:$port/orders/1" && break
+        sleep 0.1
+    done
+done
+cmp <(curl -s http://127.0.0.1:18081/orders/1) <(curl -s http://127.0.0.1:18091/orders/1) \
+    || { echo "shadow proxy does not return legacy's bytes" >&2; exit 1; }
+
+declare -A URL=(
+    [a]=http://127.0.0.1:18081/orders/1 [b]=http://127.0.0.1:18090/orders/1
+    [c]=http://127.0.0.1:18091/orders/1 [d]=http://127.0.0.1:18083/orders/1
+    [e]=http://127.0.0.1:18084/orders/1
+)
+declare -A NAME=(
+    [a]="direct to legacy (nginx static)" [b]="strangler pass-through" [c]="strangler shadow"
+    [d]="nginx proxy_pass" [e]="nginx proxy_pass + mirror"
+)
+declare -A RPS P99 FIX
+
+fixed_rate() {
+    if need oha; then
+        oha -q "$RATE" -z "${FIXED_SECONDS}s" --no-tui --json "$1" |
+            python3 -c 'import json,sys; d=json.load(sys.stdin)["latencyPercentiles"]; print(f"p50_us={int(d["p50"]*1e6)} p99_us={int(d["p99"]*1e6)}")'
+    else
+        "$FIXED" "$1" "$RATE" "$FIXED_SECONDS"
+    fi
+}
+
+for k in a b c d e; do
+    curl -s -o /dev/null "${URL[$k]}"
+    wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${URL[$k]}" >"$DIR/wrk-$k.txt"
+    RPS[$k]=$(awk '/Requests\/sec/ {print $2}' "$DIR/wrk-$k.txt")
+    P99[$k]=$(awk '$1 == "99%" {print $2}' "$DIR/wrk-$k.txt")
+    sleep 1
+    FIX[$k]=$(fixed_rate "${URL[$k]}")
+    echo "($k) ${NAME[$k]}: ${RPS[$k]} req/s, wrk p99 ${P99[$k]}; at $RATE/s: ${FIX[$k]}" >&2
+done
+
+sleep 2
+"$STRANGLER" -c "$DIR/shadow.toml" cutover show --json >"$DIR/shadow-verdicts.json"
+python3 - "$DIR/shadow-verdicts.json" <<'PY' >&2
+import json, sys
+v = json.load(open(sys.argv[1]))[0]["totals"]
+print(f"shadow verdicts flushed to the store: matches={v['matches']} mismatches={v['mismatches']} "
+      f"errors={v['errors']} skipped={v['skipped']}")
+PY
+
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+echo
+echo "| setup | wrk req/s (32 conn) | wrk p99 | fixed ${RATE}/s p50 / p99 |"
+echo "|---|---:|---:|---|"
+for k in a b c d e; do
+    f=${FIX[$k]}
+    p50=$(sed -n 's/.*p50_us=\([0-9]*\).*/\1/p' <<<"$f")
+    p99=$(sed -n 's/.*p99_us=\([0-9]*\).*/\1/p' <<<"$f")
+    echo "| ($k) ${NAME[$k]} | ${RPS[$k]} | ${P99[$k]} | ${p50} µs / ${p99} µs |"
+done
+echo
+echo "pass-through / nginx proxy_pass = $(ratio "${RPS[b]}" "${RPS[d]}")x (target >= 0.9)"
+echo "shadow / nginx mirror           = $(ratio "${RPS[c]}" "${RPS[e]}")x (target >= 2)"
