@@ -182,14 +182,18 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
-    /// The projection to check.
-    pub projection: String,
+    /// The `[[reconcile]]` entry to run.
+    pub name: String,
     /// Replay the events of drifted keys, then check them again.
     #[arg(long)]
     pub repair: bool,
     /// Output format.
     #[arg(long, default_value = "table", value_parser = ["table", "json", "markdown"])]
     pub format: String,
+    /// The projection's watermark (RFC 3339): legacy rows changed after it are in flight, not
+    /// drift. Overrides `watermark_query` and the projector's checkpoints.
+    #[arg(long, env = "STRANGLER_RECONCILE_WATERMARK")]
+    pub watermark: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@ mod check_config;
 mod cutover;
 mod migrate;
 mod proxy;
+mod reconcile;
 mod relay;
 
 use std::fmt;
@@ -63,7 +64,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Proxy(args) => proxy::run(&cli.global, &args).await,
         Command::Cutover(cmd) => cutover::run(&cli.global, &cmd).await,
         Command::Report(_) => not_built("report", 9),
-        Command::Reconcile(_) => not_built("reconcile", 10),
+        Command::Reconcile(args) => reconcile::run(&cli.global, &args).await,
         Command::Demo(_) => not_built("demo", 11),
     }
 }

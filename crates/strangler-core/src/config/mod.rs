@@ -9,6 +9,7 @@ mod load;
 mod outbox;
 mod projector;
 mod proxy;
+mod reconcile;
 mod store;
 mod telemetry;
 mod validate;
@@ -21,6 +22,7 @@ pub use outbox::{
 };
 pub use projector::{ProjectionsConfig, ServeConfig};
 pub use proxy::{AdminConfig, AdminRole, AdminToken, ProxyConfig};
+pub use reconcile::{ReconcileConfig, ReconcileSide};
 pub use store::StoreConfig;
 pub use telemetry::{LogFormat, TelemetryConfig};
 pub use validate::Validator;
@@ -64,6 +66,9 @@ pub struct Config {
     /// Logging and metrics.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// Table-to-table reconciliations of projections against legacy (`strangler reconcile`).
+    #[serde(default)]
+    pub reconcile: Vec<ReconcileConfig>,
 
     /// The file this configuration was read from; relative paths inside it resolve from its folder.
     #[serde(skip)]
@@ -124,5 +129,6 @@ impl Config {
             admin.validate(v);
         }
         self.telemetry.validate(v);
+        reconcile::validate_all(&self.reconcile, v);
     }
 }

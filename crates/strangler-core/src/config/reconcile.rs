@@ -1,0 +1,242 @@
+//! `[[reconcile]]`: a table-to-table check of a projection against the legacy tables it mirrors.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::Validator;
+
+/// One reconciliation: two keyed queries, how their columns pair up, and how hard to look.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReconcileConfig {
+    /// Unique name, used as `strangler reconcile <name>` and in reports.
+    pub name: String,
+    /// The legacy side: the truth.
+    pub legacy: ReconcileSide,
+    /// The projection side: the read model being checked.
+    pub projection: ReconcileSide,
+    /// Legacy column name -> projection column name, for columns the projection renamed.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+    /// Legacy columns the projection does not carry and that are not compared.
+    #[serde(default)]
+    pub ignore_columns: Vec<String>,
+    /// Normalization class per legacy column (`int`, `decimal`, `bool`, `timestamp`, `date`,
+    /// `text`) when the database's declared type does not say it (SQLite's loose types).
+    #[serde(default)]
+    pub column_types: BTreeMap<String, String>,
+    /// Comparison rules file (see shadow-rules/) applied to each row's JSON, relative to this file;
+    /// paths name the projection's columns, for example `/status`.
+    #[serde(default)]
+    pub rules: Option<PathBuf>,
+    /// Width of a first-level chunk in keys (equal to rows when keys are dense).
+    #[serde(default = "default_chunk_size")]
+    pub chunk_size: u64,
+    /// Sub-chunks a differing chunk is split into.
+    #[serde(default = "default_bisection_factor")]
+    pub bisection_factor: u32,
+    /// A differing chunk with at most this many rows on either side is fetched and diffed row by row.
+    #[serde(default = "default_leaf_rows")]
+    pub leaf_rows: u64,
+    /// Decimal places every decimal and floating-point value is rounded to before hashing.
+    #[serde(default = "default_decimal_scale")]
+    pub decimal_scale: u32,
+    /// Legacy column holding each row's last change; rows changed after the projection's
+    /// watermark are reported as in flight instead of drift.
+    #[serde(default)]
+    pub updated_at_column: Option<String>,
+    /// Query on the projection database returning the watermark (RFC 3339 text or ms since the
+    /// epoch); without it the projector's checkpoint table is read when it exists.
+    #[serde(default)]
+    pub watermark_query: Option<String>,
+    /// Projection name in the projector's checkpoint table; defaults to `name`.
+    #[serde(default)]
+    pub projection_name: Option<String>,
+    /// Columns whose values are replaced by a keyed hash in exemplars.
+    #[serde(default)]
+    pub sensitive_columns: Vec<String>,
+    /// Environment variable holding the redaction key (HMAC-SHA256).
+    #[serde(default = "default_redact_key_env")]
+    pub redact_key_env: String,
+    /// Exemplar rows kept per kind of difference.
+    #[serde(default = "default_exemplars")]
+    pub exemplars: usize,
+    /// Queries in flight at once on each side.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+/// One side of a reconciliation.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReconcileSide {
+    /// Database URL; defaults to `[legacy] url` (legacy side) or `[projections] read_store_url`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `SELECT key, col, ... FROM ...`: the rows to compare (no trailing `;`, no `ORDER BY`).
+    pub query: String,
+    /// The integer key column of `query`.
+    pub key: String,
+    /// Where row hashes are computed: `auto` (in SQL on PostgreSQL and MySQL, in Rust on SQLite),
+    /// `sql`, or `rust` (the normalized row text is streamed and hashed by strangler).
+    #[serde(default = "default_checksum")]
+    pub checksum: String,
+}
+
+/// 10,000 keys: one first-level chunk costs a few milliseconds to checksum on an indexed key.
+fn default_chunk_size() -> u64 {
+    10_000
+}
+
+/// 32, as data-diff: few round trips per level, few rows per leaf after two levels.
+fn default_bisection_factor() -> u32 {
+    32
+}
+
+/// 64 rows: fetching them costs about one round trip, less than another level of checksums.
+fn default_leaf_rows() -> u64 {
+    64
+}
+
+/// 6 places: exact for money (2 to 4 places) and below float noise for measurements.
+fn default_decimal_scale() -> u32 {
+    6
+}
+
+/// Shared with the shadow proxy's redaction so fingerprints agree across reports.
+fn default_redact_key_env() -> String {
+    "STRANGLER_REDACT_KEY".into()
+}
+
+/// Three per kind: enough to see a pattern, short enough for a terminal.
+fn default_exemplars() -> usize {
+    3
+}
+
+/// 4: two cores, with queries waiting on the database half the time.
+fn default_concurrency() -> usize {
+    4
+}
+
+fn default_checksum() -> String {
+    "auto".into()
+}
+
+/// Normalization classes accepted in `column_types`.
+pub const COLUMN_TYPES: [&str; 6] = ["int", "decimal", "bool", "timestamp", "date", "text"];
+
+/// Whether `s` is a plain SQL identifier (letters, digits, `_`, not starting with a digit).
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+pub(super) fn validate_all(all: &[ReconcileConfig], v: &mut Validator) {
+    let mut names = HashSet::new();
+    for (i, r) in all.iter().enumerate() {
+        let key = |k: &str| format!("reconcile[{i}].{k}");
+        if r.name.is_empty()
+            || !r
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            v.problem(
+                key("name"),
+                format!("`{}` is not a reconciliation name", r.name),
+                "use letters, digits, - and _",
+            );
+        }
+        if !names.insert(r.name.as_str()) {
+            v.problem(
+                key("name"),
+                format!("reconciliation `{}` is defined twice", r.name),
+                "give each [[reconcile]] a unique name",
+            );
+        }
+        for (side, s) in [("legacy", &r.legacy), ("projection", &r.projection)] {
+            if let Some(url) = &s.url {
+                v.url(
+                    &key(&format!("{side}.url")),
+                    url,
+                    &["postgres", "postgresql", "mysql", "mariadb", "sqlite"],
+                );
+            }
+            let q = s.query.trim();
+            if !q.to_ascii_lowercase().starts_with("select") || q.contains(';') {
+                v.problem(
+                    key(&format!("{side}.query")),
+                    "must be one SELECT statement",
+                    "write `SELECT id, col, ... FROM table` without a trailing `;`",
+                );
+            }
+            if !is_identifier(&s.key) {
+                v.problem(
+                    key(&format!("{side}.key")),
+                    format!("`{}` is not a plain column name", s.key),
+                    "name the key column as the query returns it (letters, digits, _)",
+                );
+            }
+            if !["auto", "sql", "rust"].contains(&s.checksum.as_str()) {
+                v.problem(
+                    key(&format!("{side}.checksum")),
+                    format!("`{}` is not a checksum mode", s.checksum),
+                    "use auto, sql or rust",
+                );
+            }
+        }
+        let idents = r
+            .columns
+            .iter()
+            .flat_map(|(a, b)| [a, b])
+            .chain(&r.ignore_columns)
+            .chain(&r.sensitive_columns)
+            .chain(r.column_types.keys())
+            .chain(&r.updated_at_column);
+        for id in idents {
+            if !is_identifier(id) {
+                v.problem(
+                    key("columns"),
+                    format!("`{id}` is not a plain column name"),
+                    "use column names of letters, digits and _",
+                );
+            }
+        }
+        for (col, ty) in &r.column_types {
+            if !COLUMN_TYPES.contains(&ty.as_str()) {
+                v.problem(
+                    key(&format!("column_types.{col}")),
+                    format!("`{ty}` is not a column type"),
+                    format!("use one of: {}", COLUMN_TYPES.join(", ")),
+                );
+            }
+        }
+        if let Some(rules) = &r.rules {
+            v.existing_file(&key("rules"), rules);
+        }
+        v.at_least(&key("chunk_size"), r.chunk_size, 1);
+        v.at_least(&key("bisection_factor"), u64::from(r.bisection_factor), 2);
+        v.at_least(&key("leaf_rows"), r.leaf_rows, 1);
+        v.at_least(&key("concurrency"), r.concurrency as u64, 1);
+        if r.decimal_scale > 30 {
+            v.problem(
+                key("decimal_scale"),
+                format!(
+                    "{} places is more than MySQL's DECIMAL allows",
+                    r.decimal_scale
+                ),
+                "use 30 or fewer",
+            );
+        }
+        if let Some(q) = &r.watermark_query
+            && (!q.trim().to_ascii_lowercase().starts_with("select") || q.contains(';'))
+        {
+            v.problem(
+                key("watermark_query"),
+                "must be one SELECT statement",
+                "write `SELECT max(updated_at) FROM ...` without a trailing `;`",
+            );
+        }
+    }
+}
