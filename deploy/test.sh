@@ -13,5 +13,7 @@ ensure_mariadb
 ensure_tansu
 start_test_broker          # exports STRANGLER_TEST_KAFKA, stopped on exit
 
+# The relay suite runs the real `strangler` binary (crash and fencing tests).
+cargo build -p strangler-cli --locked
 echo "== cargo test (broker at $STRANGLER_TEST_KAFKA)"
 cargo test --workspace --locked --no-fail-fast "$@"

@@ -2,5 +2,6 @@
 //! Kafka-protocol broker. One binary, one module per suite.
 
 mod harness;
+mod projector;
 mod proxy;
 mod reconcile;

@@ -10,7 +10,9 @@ pub mod kafka;
 pub mod log;
 mod record;
 
+pub use kafka::consumer::KafkaConsumer;
 pub use kafka::producer::{KafkaPublisher, PendingDelivery};
+pub use log::consumer::LogConsumer;
 pub use log::publisher::LogPublisher;
 pub use record::{Header, OutgoingRecord, Record, log_partition_for};
 

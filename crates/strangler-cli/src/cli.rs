@@ -80,17 +80,24 @@ pub struct RelayArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ProjectCommand {
-    /// Consume events and apply them to the read models.
+    /// Consume events and apply them to the read models until SIGTERM.
     Run {
-        /// Projections to run (default: all defined).
+        /// Projections to run: `name` (every defined version) or `name@version` (default: all).
         names: Vec<String>,
     },
     /// Re-apply events from an offset or a time.
     Replay {
         /// The projection.
         name: String,
+        /// Which version (default: the highest defined).
+        #[arg(long)]
+        version: Option<u32>,
         /// First offset to apply again (per partition).
-        #[arg(long, conflicts_with = "from_time")]
+        #[arg(
+            long,
+            conflicts_with = "from_time",
+            required_unless_present = "from_time"
+        )]
         from_offset: Option<i64>,
         /// First event time to apply again (RFC 3339).
         #[arg(long)]
@@ -103,6 +110,9 @@ pub enum ProjectCommand {
     Rebuild {
         /// The projection.
         name: String,
+        /// Which version (default: the highest defined).
+        #[arg(long)]
+        version: Option<u32>,
         /// Report what would change without writing.
         #[arg(long)]
         dry_run: bool,
@@ -114,12 +124,57 @@ pub enum ProjectCommand {
         /// The version to serve.
         #[arg(long)]
         version: u32,
+        /// Promote even when the version is behind the one serving now.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Drop an old version's tables, checkpoints, dedup keys and dead letters.
+    Retire {
+        /// The projection.
+        name: String,
+        /// The version to drop (not the one being served).
+        #[arg(long)]
+        version: u32,
     },
     /// Show each projection's offsets, lag and freshness.
     Status {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// List, show and re-drive events a projection skipped or parked.
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// List open (parked and skipped) dead letters of a projection.
+    List {
+        /// The projection.
+        name: String,
+        /// Include re-driven ones.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one dead letter with its event.
+    Show {
+        /// The dead letter's id (from `list`).
+        id: i64,
+    },
+    /// Apply dead letters again, oldest first, each exactly once; parked keys resume.
+    Redrive {
+        /// The projection.
+        name: String,
+        /// Which version (default: the highest defined).
+        #[arg(long)]
+        version: Option<u32>,
+        /// Only this dead letter (default: every open one).
+        #[arg(long)]
+        id: Option<i64>,
     },
 }
 
@@ -207,7 +262,10 @@ pub struct DemoArgs {
     /// Leave the stack and the dashboard running after the story ends.
     #[arg(long)]
     pub keep_running: bool,
-    /// Folder for the demo's databases and report.
+    /// Folder for the demo's databases, configuration and report (emptied first).
     #[arg(long, default_value = ".strangler/demo")]
     pub dir: PathBuf,
+    /// Hide progress bars.
+    #[arg(long)]
+    pub quiet: bool,
 }

@@ -1,3 +1,4 @@
 //! The Kafka bus, through rdkafka.
 
+pub mod consumer;
 pub mod producer;

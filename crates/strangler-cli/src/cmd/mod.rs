@@ -3,9 +3,11 @@
 mod check_config;
 mod cutover;
 mod migrate;
+mod project;
 mod proxy;
 mod reconcile;
 mod relay;
+mod serve;
 
 use std::fmt;
 use std::process::ExitCode;
@@ -59,8 +61,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Relay(args) => relay::run(&cli.global, &args).await,
-        Command::Project(_) => not_built("project", 6),
-        Command::Serve(_) => not_built("serve", 6),
+        Command::Project(cmd) => project::run(&cli.global, &cmd).await,
+        Command::Serve(args) => serve::run(&cli.global, &args).await,
         Command::Proxy(args) => proxy::run(&cli.global, &args).await,
         Command::Cutover(cmd) => cutover::run(&cli.global, &cmd).await,
         Command::Report(_) => not_built("report", 9),

@@ -1,0 +1,178 @@
+//! Projector benchmark (run by `deploy/bench-projector.sh`): EVENTS `OrderPlaced` events in the
+//! built-in log on PostgreSQL, applied by a batched projection (a rebuild: truncate, then replay
+//! every event, checkpoints and dedup keys in the same transactions), beside loading the same rows
+//! with `COPY ... FROM STDIN` in the same run (the ceiling).
+//!
+//! Usage: bench_projector POSTGRES_URL EVENTS [BATCH]
+
+use std::time::Instant;
+
+use strangler_bus::{Header, LogPublisher, OutgoingRecord, Publisher};
+use strangler_projector::replay::From;
+use strangler_projector::{Projector, Source};
+use strangler_store::Store;
+use tokio_util::sync::CancellationToken;
+
+const PROJECTION: &str = r#"
+name = "bench"
+topics = ["bench_orders"]
+tables = ["orders"]
+
+[setup]
+all = """
+CREATE TABLE IF NOT EXISTS {{orders}} (
+    order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, subtotal BIGINT NOT NULL,
+    tax BIGINT NOT NULL, total BIGINT NOT NULL, placed_at TEXT NOT NULL
+)
+"""
+
+[batch]
+max_events = @BATCH@
+max_wait_ms = 50
+
+[[handler]]
+event_type = "OrderPlaced"
+sql = """
+INSERT INTO {{orders}} (order_id, customer_id, subtotal, tax, total, placed_at)
+VALUES (:order_id, :customer_id, :subtotal, :tax, :subtotal + :tax, :at)
+"""
+params = { order_id = "key", at = "event_time" }
+"#;
+
+const T0: i64 = 1_780_000_000_000;
+
+fn event(i: usize) -> (String, String, i64, i64, i64) {
+    let subtotal = 1000 + (i as i64 * 37) % 9000;
+    (
+        format!("o-{i:08}"),
+        format!("c-{}", i % 997),
+        subtotal,
+        subtotal / 5,
+        T0 + i as i64,
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let url = args
+        .get(1)
+        .expect("usage: bench_projector POSTGRES_URL EVENTS [BATCH]");
+    let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(200_000);
+    let batch: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5000);
+    let store = Store::connect(url).await.expect("connecting");
+    store.migrate().await.expect("migrating");
+    let Store::Postgres(pool) = &store else {
+        panic!("PostgreSQL only")
+    };
+
+    let t = Instant::now();
+    let publisher = LogPublisher::new(store.clone(), 4);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(20_000) {
+        let records = chunk
+            .iter()
+            .map(|&i| {
+                let (order, customer, subtotal, tax, at) = event(i);
+                OutgoingRecord {
+                    topic: "bench_orders".into(),
+                    key: Some(order.into_bytes()),
+                    value: Some(serde_json::json!({"customer_id": customer, "subtotal": subtotal, "tax": tax}).to_string().into_bytes()),
+                    headers: vec![
+                        Header { name: "id".into(), value: uuid::Uuid::from_u128(i as u128 + 1).to_string().into_bytes() },
+                        Header { name: "type".into(), value: b"OrderPlaced".to_vec() },
+                    ],
+                    timestamp_ms: Some(at),
+                }
+            })
+            .collect();
+        publisher.publish(records).await.expect("publishing");
+    }
+    eprintln!(
+        "published {n} events to the built-in log in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let dir = std::env::temp_dir().join(format!("strangler-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(
+        dir.join("bench.toml"),
+        PROJECTION.replace("@BATCH@", &batch.to_string()),
+    )
+    .expect("projection file");
+    let p = Projector::load(
+        store.clone(),
+        Source::Log {
+            store: store.clone(),
+        },
+        &dir,
+    )
+    .expect("loading");
+    p.setup().await.expect("setup");
+    let one = p.one("bench", None).expect("bench projection");
+    let plan = p.plan(&one, From::Rebuild).await.expect("plan");
+    assert_eq!(plan.events() as usize, n);
+    let t = Instant::now();
+    let stats = p
+        .replay(
+            &one,
+            &plan,
+            From::Rebuild,
+            false,
+            &CancellationToken::new(),
+            &mut |_| {},
+        )
+        .await
+        .expect("replay");
+    let projector_s = t.elapsed().as_secs_f64();
+    assert_eq!(stats.applied as usize, n);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM orders_v1")
+        .fetch_one(pool)
+        .await
+        .expect("count");
+    assert_eq!(rows as usize, n);
+
+    sqlx::query("CREATE TABLE orders_copy (order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, subtotal BIGINT NOT NULL, tax BIGINT NOT NULL, total BIGINT NOT NULL, placed_at TEXT NOT NULL)")
+        .execute(pool)
+        .await
+        .expect("copy table");
+    let t = Instant::now();
+    let mut csv = String::with_capacity(n * 64);
+    for i in 0..n {
+        let (order, customer, subtotal, tax, at) = event(i);
+        let placed = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at)
+            .expect("time")
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        csv.push_str(&format!(
+            "{order},{customer},{subtotal},{tax},{},{placed}\n",
+            subtotal + tax
+        ));
+    }
+    let mut conn = pool.acquire().await.expect("connection");
+    let mut copy = conn
+        .copy_in_raw("COPY orders_copy FROM STDIN (FORMAT csv)")
+        .await
+        .expect("COPY");
+    copy.send(csv.into_bytes()).await.expect("sending");
+    let copied = copy.finish().await.expect("finishing COPY");
+    let copy_s = t.elapsed().as_secs_f64();
+    assert_eq!(copied as usize, n);
+    let same: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM orders_v1 v JOIN orders_copy c USING (order_id) \
+         WHERE v.total = c.total AND v.placed_at = c.placed_at AND v.customer_id = c.customer_id",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("comparing");
+    assert_eq!(
+        same as usize, n,
+        "the projection and COPY wrote the same rows"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let pr = n as f64 / projector_s;
+    let cr = n as f64 / copy_s;
+    println!(
+        "| {n} | {batch} | {projector_s:.2} | {pr:.0} | {copy_s:.2} | {cr:.0} | {:.2} |",
+        pr / cr
+    );
+}

@@ -1,0 +1,235 @@
+//! Applying one batch inside one transaction: dedup, parked keys, the handlers, dead letters and
+//! the checkpoint, so a batch's effect is all or nothing.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use crate::checkpoint::{self, Claims, Progress};
+use crate::dead_letter::{self, Status};
+use crate::event::Event;
+use crate::policy::{Outcome, Reason};
+use crate::projection::{Applied, Projection};
+use crate::store::{ReadTx, on_tx};
+use crate::{Error, Result};
+
+/// What a batch did.
+#[derive(Debug, Clone, Default)]
+pub struct BatchStats {
+    /// Events whose handlers ran.
+    pub applied: u64,
+    /// Events dropped as duplicates of an applied event id.
+    pub duplicates: u64,
+    /// Events consumed but deliberately ignored.
+    pub ignored: u64,
+    /// Events dead-lettered (skipped or parked).
+    pub dead_lettered: u64,
+    /// Rows the handlers touched.
+    pub rows: u64,
+    /// Per-partition progress committed.
+    pub progress: Vec<Progress>,
+}
+
+/// How the batch went.
+pub enum BatchResult {
+    /// Everything in the batch was handled.
+    Done(BatchStats),
+    /// The fast path hit a failure; roll back and run again with `careful = true`.
+    NeedCareful,
+    /// The policy says stop: the events before the failing one are handled (commit them), and the
+    /// projection must stop with this error.
+    Stopped(BatchStats, Error),
+}
+
+const SP_EVENT: &str = "SAVEPOINT strangler_event";
+const SP_EVENT_BACK: &str = "ROLLBACK TO SAVEPOINT strangler_event";
+const SP_EVENT_OK: &str = "RELEASE SAVEPOINT strangler_event";
+
+/// Applies `events` (in offset order per partition) inside `tx`.
+///
+/// The fast path (`careful = false`) runs the handlers without savepoints and gives up on the
+/// first failure; the careful path wraps each event in a savepoint so one failure can be retried,
+/// skipped or parked without losing the others.
+pub async fn apply_batch(
+    tx: &mut ReadTx,
+    projection: &dyn Projection,
+    claims: &Claims,
+    events: &[Event],
+    parked: &mut HashSet<String>,
+    careful: bool,
+) -> Result<BatchResult> {
+    let name = projection.name();
+    let version = projection.version();
+    let settings = projection.settings();
+    let admitted = crate::dedup::admit(tx, name, version, events).await?;
+    let mut stats = BatchStats::default();
+    let mut stop: Option<(usize, Error)> = None;
+
+    for (i, event) in events.iter().enumerate() {
+        if !admitted[i] {
+            stats.duplicates += 1;
+            continue;
+        }
+        let key = event.key.clone().unwrap_or_default();
+        if parked.contains(&key) {
+            dead_letter::insert(
+                tx,
+                name,
+                version,
+                event,
+                Status::Parked,
+                Reason::KeyParked,
+                "an earlier event of this key is parked",
+            )
+            .await?;
+            stats.dead_lettered += 1;
+            continue;
+        }
+        if !careful {
+            match projection.apply(tx, event).await {
+                Ok(Applied::Rows(n)) => {
+                    stats.applied += 1;
+                    stats.rows += n;
+                }
+                Ok(Applied::Ignored) => stats.ignored += 1,
+                Err(_) => return Ok(BatchResult::NeedCareful),
+            }
+            continue;
+        }
+        let retries = settings
+            .policy
+            .on_failure
+            .retries(settings.policy.max_retries);
+        let mut attempt = 0;
+        let failure = loop {
+            tx.execute_script(SP_EVENT).await?;
+            match projection.apply(tx, event).await {
+                Ok(applied) => {
+                    tx.execute_script(SP_EVENT_OK).await?;
+                    match applied {
+                        Applied::Rows(n) => {
+                            stats.applied += 1;
+                            stats.rows += n;
+                        }
+                        Applied::Ignored => stats.ignored += 1,
+                    }
+                    break None;
+                }
+                Err(e) => {
+                    tx.execute_script(SP_EVENT_BACK).await?;
+                    tx.execute_script(SP_EVENT_OK).await?;
+                    if attempt < retries && e.reason.retryable() {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(settings.policy.retry_backoff_ms))
+                            .await;
+                        continue;
+                    }
+                    break Some(e);
+                }
+            }
+        };
+        let Some(e) = failure else { continue };
+        metrics::counter!("strangler_projection_failures_total", "projection" => name.to_string(), "reason" => e.reason.as_str()).increment(1);
+        match settings.policy.on_failure.outcome() {
+            Outcome::Stop => {
+                tracing::error!(projection = name, version, topic = %event.record.topic, partition = event.record.partition, offset = event.record.offset, reason = %e.reason, detail = %e.detail, "projection stops at a failing event");
+                stop = Some((
+                    i,
+                    Error::Stopped {
+                        projection: name.to_string(),
+                        version,
+                        topic: event.record.topic.clone(),
+                        partition: event.record.partition,
+                        offset: event.record.offset,
+                        reason: e.reason,
+                        detail: e.detail,
+                    },
+                ));
+                break;
+            }
+            Outcome::Skip => {
+                tracing::warn!(projection = name, key = %key, offset = event.record.offset, reason = %e.reason, "event skipped to the dead letters");
+                dead_letter::insert(
+                    tx,
+                    name,
+                    version,
+                    event,
+                    Status::Skipped,
+                    e.reason,
+                    &e.detail,
+                )
+                .await?;
+                stats.dead_lettered += 1;
+            }
+            Outcome::Park => {
+                tracing::warn!(projection = name, key = %key, offset = event.record.offset, reason = %e.reason, "key parked behind a failing event");
+                dead_letter::insert(
+                    tx,
+                    name,
+                    version,
+                    event,
+                    Status::Parked,
+                    e.reason,
+                    &e.detail,
+                )
+                .await?;
+                parked.insert(key);
+                stats.dead_lettered += 1;
+            }
+        }
+    }
+
+    let handled = match &stop {
+        Some((i, _)) => &events[..*i],
+        None => events,
+    };
+    if let Some((i, _)) = &stop {
+        // The unhandled events' ids were admitted above; forget them so a restart applies them.
+        for e in &events[*i..] {
+            if let Some(id) = &e.id {
+                on_tx!(tx, c => sqlx::query("DELETE FROM strangler_projection_dedup WHERE projection = $1 AND version = $2 AND event_id = $3 AND topic = $4 AND partition = $5 AND \"offset\" = $6")
+                    .bind(name).bind(i64::from(version)).bind(id).bind(&e.record.topic).bind(e.record.partition).bind(e.record.offset)
+                    .execute(c).await?.rows_affected());
+            }
+        }
+    }
+    stats.progress = progress_of(handled);
+    for p in &stats.progress {
+        let fenced = || Error::Fenced {
+            projection: name.to_string(),
+            version,
+            topic: p.topic.clone(),
+            partition: p.partition,
+        };
+        let generation = claims
+            .generation(&p.topic, p.partition)
+            .ok_or_else(fenced)?;
+        if !checkpoint::advance(tx, name, version, generation, p).await? {
+            return Err(fenced());
+        }
+    }
+    Ok(match stop {
+        Some((_, err)) => BatchResult::Stopped(stats, err),
+        None => BatchResult::Done(stats),
+    })
+}
+
+/// The furthest offset and latest event time per partition.
+fn progress_of(events: &[Event]) -> Vec<Progress> {
+    let mut by: BTreeMap<(&str, i32), Progress> = BTreeMap::new();
+    for e in events {
+        let r = &e.record;
+        let p = by
+            .entry((&r.topic, r.partition))
+            .or_insert_with(|| Progress {
+                topic: r.topic.clone(),
+                partition: r.partition,
+                next_offset: 0,
+                last_event_time_ms: None,
+                events: 0,
+            });
+        p.next_offset = p.next_offset.max(r.offset + 1);
+        p.last_event_time_ms = p.last_event_time_ms.max(r.timestamp_ms);
+        p.events += 1;
+    }
+    by.into_values().collect()
+}

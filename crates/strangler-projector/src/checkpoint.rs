@@ -1,0 +1,260 @@
+//! Checkpoints: the next offset per projection version and partition, kept in the read store and
+//! written in the same transaction as the rows, with a fencing generation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use sqlx::Row;
+use strangler_bus::StartOffsets;
+use strangler_store::Store;
+
+use crate::store::{ReadTx, now_ms, on_pool, on_tx};
+
+/// Generations this process holds, per (topic, partition), for one projection version.
+#[derive(Debug, Default)]
+pub struct Claims {
+    map: Mutex<HashMap<(String, i32), i64>>,
+}
+
+impl Claims {
+    /// The generation held for a partition, if claimed.
+    pub fn generation(&self, topic: &str, partition: i32) -> Option<i64> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&(topic.to_string(), partition)).copied()
+    }
+
+    fn set(&self, topic: &str, partition: i32, generation: i64) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert((topic.to_string(), partition), generation);
+    }
+}
+
+/// Claims a partition: bumps its generation (fencing any previous owner) and returns
+/// `(next_offset, generation)`.
+pub async fn claim(
+    store: &Store,
+    projection: &str,
+    version: u32,
+    topic: &str,
+    partition: i32,
+    owner: &str,
+) -> Result<(i64, i64), sqlx::Error> {
+    const SQL: &str = "INSERT INTO strangler_projection_checkpoint \
+        (projection, version, topic, partition, next_offset, generation, owner) \
+        VALUES ($1, $2, $3, $4, 0, 1, $5) \
+        ON CONFLICT (projection, version, topic, partition) DO UPDATE \
+        SET generation = strangler_projection_checkpoint.generation + 1, owner = excluded.owner \
+        RETURNING next_offset, generation";
+    on_pool!(store, p => {
+        let row = sqlx::query(SQL)
+            .bind(projection)
+            .bind(i64::from(version))
+            .bind(topic)
+            .bind(partition)
+            .bind(owner)
+            .fetch_one(p)
+            .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    })
+}
+
+/// Claims a partition inside `tx` and records the generation in `claims` (replays claim in the
+/// transaction that resets the checkpoint).
+pub async fn claim_in(
+    tx: &mut ReadTx,
+    projection: &str,
+    version: u32,
+    topic: &str,
+    partition: i32,
+    owner: &str,
+    claims: &Claims,
+) -> Result<(), sqlx::Error> {
+    let generation: i64 = on_tx!(tx, c => sqlx::query_scalar(
+        "UPDATE strangler_projection_checkpoint SET generation = generation + 1, owner = $1 \
+         WHERE projection = $2 AND version = $3 AND topic = $4 AND partition = $5 RETURNING generation")
+        .bind(owner)
+        .bind(projection)
+        .bind(i64::from(version))
+        .bind(topic)
+        .bind(partition)
+        .fetch_one(c)
+        .await?);
+    claims.set(topic, partition, generation);
+    Ok(())
+}
+
+/// Progress of one partition within a batch.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset after the last event of the batch in this partition.
+    pub next_offset: i64,
+    /// Event time of that last event.
+    pub last_event_time_ms: Option<i64>,
+    /// Events of this partition in the batch.
+    pub events: i64,
+}
+
+/// Advances a checkpoint inside the batch's transaction, only while `generation` is still the
+/// current one. Returns `false` when another consumer claimed the partition since.
+pub async fn advance(
+    tx: &mut ReadTx,
+    projection: &str,
+    version: u32,
+    generation: i64,
+    p: &Progress,
+) -> Result<bool, sqlx::Error> {
+    const SQL: &str = "UPDATE strangler_projection_checkpoint \
+        SET next_offset = $1, last_event_time_ms = COALESCE($2, last_event_time_ms), \
+            applied_at_ms = $3, events_applied = events_applied + $4 \
+        WHERE projection = $5 AND version = $6 AND topic = $7 AND partition = $8 AND generation = $9";
+    let n = on_tx!(tx, c => sqlx::query(SQL)
+        .bind(p.next_offset)
+        .bind(p.last_event_time_ms)
+        .bind(now_ms())
+        .bind(p.events)
+        .bind(projection)
+        .bind(i64::from(version))
+        .bind(&p.topic)
+        .bind(p.partition)
+        .bind(generation)
+        .execute(c)
+        .await?
+        .rows_affected());
+    Ok(n == 1)
+}
+
+/// Sets the next offset of partitions (replay), creating rows that do not exist.
+pub async fn reset(
+    tx: &mut ReadTx,
+    projection: &str,
+    version: u32,
+    topic: &str,
+    partition: i32,
+    next_offset: i64,
+) -> Result<(), sqlx::Error> {
+    const SQL: &str = "INSERT INTO strangler_projection_checkpoint \
+        (projection, version, topic, partition, next_offset) VALUES ($1, $2, $3, $4, $5) \
+        ON CONFLICT (projection, version, topic, partition) DO UPDATE \
+        SET next_offset = excluded.next_offset, generation = strangler_projection_checkpoint.generation + 1";
+    on_tx!(tx, c => sqlx::query(SQL)
+        .bind(projection)
+        .bind(i64::from(version))
+        .bind(topic)
+        .bind(partition)
+        .bind(next_offset)
+        .execute(c)
+        .await?.rows_affected());
+    Ok(())
+}
+
+/// Records the bus's end offset for lag (outside batch transactions; no fencing needed).
+pub async fn record_end(
+    store: &Store,
+    projection: &str,
+    version: u32,
+    topic: &str,
+    partition: i32,
+    end_offset: i64,
+) -> Result<(), sqlx::Error> {
+    const SQL: &str = "UPDATE strangler_projection_checkpoint SET end_offset = $1, end_checked_at_ms = $2 \
+        WHERE projection = $3 AND version = $4 AND topic = $5 AND partition = $6";
+    on_pool!(store, p => sqlx::query(SQL)
+        .bind(end_offset)
+        .bind(now_ms())
+        .bind(projection)
+        .bind(i64::from(version))
+        .bind(topic)
+        .bind(partition)
+        .execute(p)
+        .await?.rows_affected());
+    Ok(())
+}
+
+/// One checkpoint row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Checkpoint {
+    /// Projection.
+    pub projection: String,
+    /// Version.
+    pub version: u32,
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Next offset to apply.
+    pub next_offset: i64,
+    /// Event time of the last applied event.
+    pub last_event_time_ms: Option<i64>,
+    /// When the last batch committed.
+    pub applied_at_ms: Option<i64>,
+    /// The bus's end offset when last looked at.
+    pub end_offset: Option<i64>,
+    /// Events applied since the row was created.
+    pub events_applied: i64,
+}
+
+/// Every checkpoint, optionally of one projection, ordered.
+pub async fn list(store: &Store, projection: Option<&str>) -> Result<Vec<Checkpoint>, sqlx::Error> {
+    const SQL: &str = "SELECT projection, CAST(version AS BIGINT), topic, partition, next_offset, last_event_time_ms, \
+        applied_at_ms, end_offset, events_applied FROM strangler_projection_checkpoint \
+        WHERE ($1 IS NULL OR projection = $1) ORDER BY projection, version, topic, partition";
+    on_pool!(store, p => {
+        let rows = sqlx::query(SQL).bind(projection).fetch_all(p).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Checkpoint {
+                    projection: r.try_get(0)?,
+                    version: u32::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
+                    topic: r.try_get(2)?,
+                    partition: r.try_get(3)?,
+                    next_offset: r.try_get(4)?,
+                    last_event_time_ms: r.try_get(5)?,
+                    applied_at_ms: r.try_get(6)?,
+                    end_offset: r.try_get(7)?,
+                    events_applied: r.try_get(8)?,
+                })
+            })
+            .collect()
+    })
+}
+
+/// Answers a consumer's "where do I start" by claiming the partition in the read store.
+pub struct CheckpointStarts {
+    /// The read store.
+    pub store: Store,
+    /// Projection.
+    pub projection: String,
+    /// Version.
+    pub version: u32,
+    /// This process's owner id (host, pid, random suffix).
+    pub owner: String,
+    /// Where claimed generations are recorded for the runtime.
+    pub claims: Arc<Claims>,
+}
+
+#[async_trait]
+impl StartOffsets for CheckpointStarts {
+    async fn start_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> strangler_bus::Result<Option<i64>> {
+        let (next, generation) = claim(
+            &self.store,
+            &self.projection,
+            self.version,
+            topic,
+            partition,
+            &self.owner,
+        )
+        .await?;
+        self.claims.set(topic, partition, generation);
+        tracing::info!(projection = %self.projection, version = self.version, topic, partition, next_offset = next, generation, "claimed partition");
+        Ok(Some(next))
+    }
+}

@@ -1,0 +1,314 @@
+//! The projection loop: poll a bounded batch, apply it in one transaction with its checkpoint,
+//! commit, repeat; until cancelled or, for replays, until caught up.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strangler_bus::Consumer;
+use strangler_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::{BatchResult, BatchStats, apply_batch};
+use crate::checkpoint::{self, Claims};
+use crate::event::{Event, decode};
+use crate::projection::Projection;
+use crate::store::{ReadTx, now_ms};
+use crate::{Error, Result, dead_letter, dedup, freshness};
+
+/// When a run ends.
+#[derive(Debug, Clone)]
+pub enum Until {
+    /// When the token is cancelled (`project run`).
+    Cancelled,
+    /// When every listed partition's next offset reaches its end offset (replay, rebuild),
+    /// starting from the given offsets.
+    CaughtUp {
+        /// Where each partition starts.
+        starts: HashMap<(String, i32), i64>,
+        /// Where each partition ends.
+        ends: HashMap<(String, i32), i64>,
+    },
+}
+
+/// Whether batches commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Each batch commits.
+    Commit,
+    /// Everything runs in one transaction that is rolled back at the end (`--dry-run`).
+    DryRun,
+}
+
+/// Totals of a run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RunStats {
+    /// Events whose handlers ran.
+    pub applied: u64,
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Ignored event types.
+    pub ignored: u64,
+    /// Events dead-lettered.
+    pub dead_lettered: u64,
+    /// Rows the handlers touched.
+    pub rows: u64,
+    /// Batches committed (or, in a dry run, applied).
+    pub batches: u64,
+}
+
+impl RunStats {
+    fn add(&mut self, b: &BatchStats) {
+        self.applied += b.applied;
+        self.duplicates += b.duplicates;
+        self.ignored += b.ignored;
+        self.dead_lettered += b.dead_lettered;
+        self.rows += b.rows;
+        self.batches += 1;
+    }
+
+    /// Events consumed in all.
+    pub fn consumed(&self) -> u64 {
+        self.applied + self.duplicates + self.ignored + self.dead_lettered
+    }
+}
+
+/// Runs one projection version over a consumer.
+pub struct Runner {
+    /// The read store.
+    pub store: Store,
+    /// The projection.
+    pub projection: Arc<dyn Projection>,
+    /// Generations claimed by the consumer's start offsets.
+    pub claims: Arc<Claims>,
+}
+
+const SP_BATCH: &str = "SAVEPOINT strangler_batch";
+const SP_BATCH_BACK: &str = "ROLLBACK TO SAVEPOINT strangler_batch";
+const SP_BATCH_OK: &str = "RELEASE SAVEPOINT strangler_batch";
+
+impl Runner {
+    /// Consumes and applies until `until` says stop or `cancel` fires. A batch in flight when
+    /// `cancel` fires is finished (committed) before returning; the caller bounds that with its
+    /// grace period. `on_batch` sees every applied batch (progress bars). With `dry_tx`, every
+    /// batch runs inside that transaction, which is rolled back at the end (`--dry-run`).
+    pub async fn run(
+        &self,
+        consumer: &mut dyn Consumer,
+        until: Until,
+        dry_tx: Option<ReadTx>,
+        cancel: &CancellationToken,
+        on_batch: &mut (dyn FnMut(&BatchStats) + Send),
+    ) -> Result<RunStats> {
+        let p = self.projection.as_ref();
+        let (name, version) = (p.name().to_string(), p.version());
+        let settings = p.settings().clone();
+        let mut positions: HashMap<(String, i32), i64> = match &until {
+            Until::CaughtUp { starts, .. } => starts.clone(),
+            Until::Cancelled => HashMap::new(),
+        };
+        let mut parked = dead_letter::parked_keys(&self.store, &name, version).await?;
+        let mut stats = RunStats::default();
+        let mut buffer: Vec<Event> = Vec::new();
+        let mode = if dry_tx.is_some() {
+            Mode::DryRun
+        } else {
+            Mode::Commit
+        };
+        let mut dry_tx = dry_tx;
+        let mut last_fresh = Instant::now() - Duration::from_secs(3600);
+        let mut last_prune = Instant::now();
+        let caught_up = |positions: &HashMap<(String, i32), i64>| match &until {
+            Until::Cancelled => false,
+            Until::CaughtUp { ends, .. } => ends
+                .iter()
+                .all(|(k, end)| positions.get(k).copied().unwrap_or(0) >= *end),
+        };
+
+        loop {
+            if cancel.is_cancelled() || caught_up(&positions) {
+                break;
+            }
+            let deadline = Instant::now() + settings.batch_max_wait;
+            let mut revoked = false;
+            while buffer.len() < settings.batch_max_events && !cancel.is_cancelled() {
+                let now = Instant::now();
+                if now >= deadline && !buffer.is_empty() {
+                    break;
+                }
+                let wait = deadline
+                    .saturating_duration_since(now)
+                    .max(Duration::from_millis(10));
+                let max = settings.batch_max_events - buffer.len();
+                let polled = tokio::select! {
+                    r = consumer.poll(max, wait) => r,
+                    _ = cancel.cancelled() => Ok(Vec::new()),
+                };
+                match polled {
+                    Ok(records) => {
+                        let empty = records.is_empty();
+                        buffer.extend(records.into_iter().map(decode));
+                        if empty || Instant::now() >= deadline {
+                            break;
+                        }
+                    }
+                    Err(strangler_bus::Error::Revoked(why)) => {
+                        tracing::info!(projection = %name, version, %why, "assignment changed; dropping the in-flight batch");
+                        buffer.clear();
+                        revoked = true;
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if revoked {
+                continue;
+            }
+            if mode == Mode::Commit && last_fresh.elapsed() >= Duration::from_secs(1) {
+                last_fresh = Instant::now();
+                self.refresh_ends(consumer).await;
+            }
+            if last_prune.elapsed() >= Duration::from_secs(600) && mode == Mode::Commit {
+                last_prune = Instant::now();
+                let cutoff = now_ms() - settings.dedup_retention.as_millis() as i64;
+                if let Err(e) = dedup::prune(&self.store, &name, version, cutoff).await {
+                    tracing::warn!(projection = %name, error = %e, "pruning dedup keys failed");
+                }
+            }
+            if buffer.is_empty() {
+                continue;
+            }
+            if !parked.is_empty() {
+                // Re-drives elsewhere unpark keys; pick that up before applying.
+                parked = dead_letter::parked_keys(&self.store, &name, version).await?;
+            }
+            let batch = std::mem::take(&mut buffer);
+            let (batch_stats, stopped) = match dry_tx.as_mut() {
+                Some(tx) => self.apply_dry(tx, &batch, &mut parked).await?,
+                None => self.apply_committed(&batch, &mut parked).await?,
+            };
+            for pr in &batch_stats.progress {
+                positions.insert((pr.topic.clone(), pr.partition), pr.next_offset);
+                if mode == Mode::Commit {
+                    let pos = strangler_core::event::Position {
+                        partition: pr.partition,
+                        offset: pr.next_offset,
+                    };
+                    if let Err(e) = consumer.mark_applied(&pr.topic, pos).await {
+                        tracing::debug!(error = %e, "marking the bus offset failed (the read store's checkpoint stays the truth)");
+                    }
+                }
+            }
+            freshness::count_batch(&name, version, &batch_stats);
+            stats.add(&batch_stats);
+            on_batch(&batch_stats);
+            if let Some(err) = stopped {
+                if let Some(tx) = dry_tx.take() {
+                    tx.rollback().await?;
+                }
+                return Err(err);
+            }
+        }
+        if let Some(tx) = dry_tx.take() {
+            tx.rollback().await?;
+        } else {
+            self.refresh_ends(consumer).await;
+        }
+        Ok(stats)
+    }
+
+    async fn apply_committed(
+        &self,
+        batch: &[Event],
+        parked: &mut HashSet<String>,
+    ) -> Result<(BatchStats, Option<Error>)> {
+        let p = self.projection.as_ref();
+        let mut tx = ReadTx::begin(&self.store).await?;
+        let mut parked_try = parked.clone();
+        match apply_batch(&mut tx, p, &self.claims, batch, &mut parked_try, false).await {
+            Ok(BatchResult::Done(s)) => {
+                tx.commit().await?;
+                *parked = parked_try;
+                return Ok((s, None));
+            }
+            Ok(_) => tx.rollback().await?,
+            Err(e) => {
+                tx.rollback().await?;
+                return Err(e);
+            }
+        }
+        let mut tx = ReadTx::begin(&self.store).await?;
+        match apply_batch(&mut tx, p, &self.claims, batch, parked, true).await {
+            Ok(BatchResult::Done(s)) => {
+                tx.commit().await?;
+                Ok((s, None))
+            }
+            Ok(BatchResult::Stopped(s, err)) => {
+                tx.commit().await?;
+                Ok((s, Some(err)))
+            }
+            Ok(BatchResult::NeedCareful) => unreachable!("the careful path never asks for itself"),
+            Err(e) => {
+                tx.rollback().await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn apply_dry(
+        &self,
+        tx: &mut ReadTx,
+        batch: &[Event],
+        parked: &mut HashSet<String>,
+    ) -> Result<(BatchStats, Option<Error>)> {
+        let p = self.projection.as_ref();
+        tx.execute_script(SP_BATCH).await?;
+        let mut parked_try = parked.clone();
+        if let BatchResult::Done(s) =
+            apply_batch(tx, p, &self.claims, batch, &mut parked_try, false).await?
+        {
+            tx.execute_script(SP_BATCH_OK).await?;
+            *parked = parked_try;
+            return Ok((s, None));
+        }
+        tx.execute_script(SP_BATCH_BACK).await?;
+        match apply_batch(tx, p, &self.claims, batch, parked, true).await? {
+            BatchResult::Done(s) => {
+                tx.execute_script(SP_BATCH_OK).await?;
+                Ok((s, None))
+            }
+            BatchResult::Stopped(s, err) => Ok((s, Some(err))),
+            BatchResult::NeedCareful => unreachable!("the careful path never asks for itself"),
+        }
+    }
+
+    /// Records the bus's end offsets for lag, and publishes freshness gauges.
+    async fn refresh_ends(&self, consumer: &mut dyn Consumer) {
+        let p = self.projection.as_ref();
+        match consumer.end_offsets().await {
+            Ok(ends) => {
+                for (topic, partition, end) in ends {
+                    if let Err(e) = checkpoint::record_end(
+                        &self.store,
+                        p.name(),
+                        p.version(),
+                        &topic,
+                        partition,
+                        end,
+                    )
+                    .await
+                    {
+                        tracing::warn!(error = %e, "recording end offsets failed");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(projection = p.name(), error = %e, "reading end offsets failed")
+            }
+        }
+        match freshness::status(&self.store, Some(p.name()), p.settings().stall_after).await {
+            Ok(rows) => freshness::publish(&rows),
+            Err(e) => tracing::warn!(error = %e, "reading freshness failed"),
+        }
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Projector benchmark: EVENTS order events in the built-in log on PostgreSQL, applied to a
+# PostgreSQL read store by a batched projection (a rebuild: every event in transactions of BATCH
+# events, with checkpoints and dedup keys in the same transactions), beside loading the same rows
+# with COPY in the same run (the ceiling). Prints a markdown row:
+#   | events | batch | projector s | projector events/s | COPY s | COPY rows/s | ratio |
+# Copy the figures into docs/BENCHMARKS.md (## Projector).
+#
+# Usage: deploy/bench-projector.sh                 (EVENTS=1000000 BATCH=5000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source deploy/lib/services.sh
+
+EVENTS=${EVENTS:-1000000}
+BATCH=${BATCH:-5000}
+
+ensure_postgres
+cargo build --release -q -p strangler-projector --example bench_projector
+
+DB="strangler_bench_projector_$$"
+cleanup() {
+    psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $DB" >/dev/null
+
+log "projecting $EVENTS events (batches of $BATCH) into PostgreSQL, then COPY of the same rows"
+target/release/examples/bench_projector "postgres://postgres@127.0.0.1:5432/$DB" "$EVENTS" "$BATCH"

@@ -1,0 +1,173 @@
+//! SIGKILL the real `strangler project run` at random moments, ten times, while events (with
+//! relay duplicates) keep arriving: the read model equals the legacy truth and a clean rebuild.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rand::Rng;
+use strangler_projector::replay::From;
+use tokio_util::sync::CancellationToken;
+
+use super::support::{
+    BusKind, Env, StoreKind, count, drift, order_events, order_summary, rows, summary,
+    wait_caught_up,
+};
+
+fn strangler_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("CARGO_BIN_EXE_strangler") {
+        return PathBuf::from(p);
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/strangler");
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build -p strangler-cli` first (deploy/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+fn start(config: &std::path::Path) -> Child {
+    Command::new(strangler_bin())
+        .arg("--config")
+        .arg(config)
+        .args(["project", "run"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting strangler project run")
+}
+
+async fn applied(env: &Env) -> i64 {
+    strangler_projector::checkpoint::list(&env.read, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.next_offset)
+        .sum()
+}
+
+async fn sigkill_ten_times(store: StoreKind) {
+    let env = Env::new(store, BusKind::Log).await;
+    env.write_projection("orders.toml", &order_summary("orders", 1, "stop"));
+    // The configuration lives apart from the projection folder, which holds projection files only.
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("strangler.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nurl = \"{}\"\n\n[projections]\ndir = \"{}\"\nread_store_url = \"{}\"\n\n[bus]\nkind = \"log\"\nlog_partitions = 4\n\n[telemetry]\nshutdown_grace_ms = 10000\n",
+            env.control_url,
+            env.dir.path().display(),
+            env.read_url
+        ),
+    )
+    .unwrap();
+
+    let total = count("STRANGLER_PROJECTOR_EVENTS_KILL", 40_000);
+    let per_round = total / 11;
+    let mut truth = BTreeMap::new();
+    let mut published = Vec::new();
+    let mut rng = rand::thread_rng();
+    let mut progress: Vec<(i64, i64)> = vec![(0, 0)];
+    for round in 0..10 {
+        let batch = order_events(per_round, 500, round * per_round, &mut truth);
+        env.publish(&batch).await;
+        // The relay delivers at least once: some events arrive again, later, at new offsets.
+        let dups: Vec<_> = (0..50)
+            .filter_map(|_| {
+                published
+                    .get(rng.gen_range(0..published.len().max(1)))
+                    .cloned()
+            })
+            .collect();
+        env.publish(&dups).await;
+        published.extend(batch);
+        let mut child = start(&config);
+        // Wait until this run has applied something, then kill it at a random moment after.
+        let before = progress.last().map_or(0, |p| p.0);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while applied(&env).await <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the projector made no progress in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..150))).await;
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaping");
+        let applied = applied(&env).await;
+        let on_bus = ((round + 1) * (per_round + 50)) as i64;
+        progress.push((applied, on_bus));
+    }
+    // The kills must land mid-run: some progress, not caught up, more than once.
+    let mid_run = progress
+        .windows(2)
+        .filter(|w| w[1].0 > w[0].0 && w[1].0 < w[1].1)
+        .count();
+    assert!(
+        mid_run >= 3,
+        "kills did not interrupt a running projector often enough: {progress:?}"
+    );
+    let last = order_events(total - 10 * per_round, 500, 10 * per_round, &mut truth);
+    env.publish(&last).await;
+
+    let mut child = start(&config);
+    let p = env.projector().await;
+    let ends = env.ends(&p).await;
+    wait_caught_up(
+        &env.read,
+        &[("orders".into(), 1)],
+        &ends,
+        Duration::from_secs(180),
+        || false,
+    )
+    .await;
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "SIGTERM drains and exits cleanly: {exit:?}");
+
+    assert_eq!(
+        drift(&truth, &summary(&env.read, "orders_v1").await),
+        Vec::<String>::new(),
+        "equals the legacy truth"
+    );
+    let live = rows(&env.read, "orders_v1").await;
+    let one = p.one("orders", None).unwrap();
+    let plan = p.plan(&one, From::Rebuild).await.unwrap();
+    p.replay(
+        &one,
+        &plan,
+        From::Rebuild,
+        false,
+        &CancellationToken::new(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rows(&env.read, "orders_v1").await,
+        live,
+        "equals a clean run"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_ten_times_sqlite_log() {
+    sigkill_ten_times(StoreKind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_ten_times_postgres_log() {
+    sigkill_ten_times(StoreKind::Postgres).await;
+}
