@@ -5,3 +5,4 @@ mod harness;
 mod projector;
 mod proxy;
 mod reconcile;
+mod relay;

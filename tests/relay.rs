@@ -1,0 +1,467 @@
+//! The outbox relay on real databases and a real broker: commit-order reads under concurrent
+//! writers, per-aggregate order, Debezium's outbox format, crashes, a broker restart, fencing and
+//! bad rows.
+//!
+//! Event counts are constants overridable by environment variables, so CI stays fast and a
+//! longer soak is one variable away: `STRANGLER_RELAY_EVENTS_PG` (50,000), `..._MYSQL` (10,000),
+//! `..._SQLITE` (5,000), `..._LOG` (10,000), `..._KILL` (3,000; the crash test's broker keeps its
+//! data in SQLite, which is slow).
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use sqlx::{Connection, Row};
+use strangler_bus::{LogPublisher, Record};
+use strangler_core::config::BadRowPolicy;
+use strangler_outbox::{Relay, RelayOptions, Sink};
+use strangler_store::Store;
+use strangler_test_support::{Broker, TestDb, mysql_database, pg_database, sqlite_file};
+use tokio_util::sync::CancellationToken;
+
+use support::*;
+
+async fn concurrent_writers_to_kafka(kind: &str, total: usize, broker: &Broker) {
+    let db = match kind {
+        "postgres" => pg_database().await,
+        "mysql" => mysql_database().await,
+        _ => sqlite_file(),
+    };
+    let legacy = Legacy::open(&db, kind).await;
+    let aggregate_type = format!("order_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let topic = format!("outbox.event.{aggregate_type}");
+    broker.create_topic(&topic, 4).await;
+    let started = Instant::now();
+    let written = relay_while_writing(
+        &db,
+        &legacy,
+        kafka_sink(&broker.bootstrap),
+        &aggregate_type,
+        total,
+    )
+    .await;
+    let relayed_in = started.elapsed();
+    let records = consume_all(&broker.bootstrap, &topic);
+    let duplicates = verify(&records, &written, &topic);
+    eprintln!(
+        "{kind}: {total} events from {WRITERS} writers relayed in {relayed_in:?}, {duplicates} duplicates"
+    );
+    assert_eq!(duplicates, 0, "no crash, no duplicates");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relay_postgres_to_kafka_keeps_every_event_in_order() {
+    let total = count("STRANGLER_RELAY_EVENTS_PG", 50_000);
+    concurrent_writers_to_kafka("postgres", total, &strangler_test_support::broker()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relay_mariadb_to_kafka_keeps_every_event_in_order() {
+    let total = count("STRANGLER_RELAY_EVENTS_MYSQL", 10_000);
+    concurrent_writers_to_kafka("mysql", total, &strangler_test_support::broker()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relay_sqlite_to_kafka_keeps_every_event_in_order() {
+    let total = count("STRANGLER_RELAY_EVENTS_SQLITE", 5_000);
+    concurrent_writers_to_kafka("sqlite", total, &strangler_test_support::broker()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relay_postgres_to_builtin_log_keeps_every_event_in_order() {
+    let total = count("STRANGLER_RELAY_EVENTS_LOG", 10_000);
+    let db = pg_database().await;
+    let legacy = Legacy::open(&db, "postgres").await;
+    let store_db = pg_database().await;
+    let store = Store::connect(&store_db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let sink = Sink::Log(LogPublisher::new(store.clone(), 4));
+    let written = relay_while_writing(&db, &legacy, sink, "order", total).await;
+    let Store::Postgres(pool) = &store else {
+        unreachable!()
+    };
+    let rows = sqlx::query("SELECT topic, partition, \"offset\", key, value, headers::text FROM strangler_log ORDER BY partition, \"offset\"")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let mut records = Vec::with_capacity(rows.len());
+    let mut dense: HashMap<i32, i64> = HashMap::new();
+    for r in rows {
+        let partition: i32 = r.get(1);
+        let offset: i64 = r.get(2);
+        let expect = dense.entry(partition).or_insert(0);
+        assert_eq!(offset, *expect, "offsets are dense per partition");
+        *expect += 1;
+        let headers: Vec<(String, String)> = serde_json::from_str(&r.get::<String, _>(5)).unwrap();
+        records.push(Record {
+            topic: r.get(0),
+            partition,
+            offset,
+            key: r.get(3),
+            value: r.get(4),
+            headers: headers
+                .into_iter()
+                .map(|(name, v)| strangler_bus::Header {
+                    name,
+                    value: v.into_bytes(),
+                })
+                .collect(),
+            timestamp_ms: None,
+        });
+    }
+    assert_eq!(verify(&records, &written, "outbox.event.order"), 0);
+    let heads: i64 = sqlx::query_scalar("SELECT SUM(next_offset)::bigint FROM strangler_log_head")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(heads as usize, total, "log heads agree with the rows");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relay_survives_ten_sigkills_and_a_broker_restart() {
+    let total = count("STRANGLER_RELAY_EVENTS_KILL", 3_000);
+    let max_in_flight = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = OwnBroker::start(dir.path());
+    let topic = "outbox.event.order";
+    Broker {
+        bootstrap: broker.addr.clone(),
+    }
+    .create_topic(topic, 4)
+    .await;
+    let db = pg_database().await;
+    let legacy = Legacy::open(&db, "postgres").await;
+    let config = write_config(dir.path(), &db.url, &broker.addr, max_in_flight);
+    let log = dir.path().join("relay.log");
+    let mut relay = spawn_relay(&config, &log);
+
+    let writer = {
+        let legacy = legacy.clone();
+        tokio::spawn(async move { write_events(&legacy, "order", total).await })
+    };
+    let kills = 10;
+    for k in 0..kills {
+        let pause = Duration::from_millis(rand::thread_rng().gen_range(200..900));
+        tokio::time::sleep(pause).await;
+        relay.kill().expect("SIGKILL");
+        relay.wait().unwrap();
+        if k == 4 {
+            broker.restart();
+        }
+        relay = spawn_relay(&config, &log);
+    }
+    let written = writer.await.unwrap();
+    wait_drained(&legacy, 120).await;
+    sigterm(&mut relay);
+    assert!(
+        relay.wait().unwrap().success(),
+        "relay exits cleanly on SIGTERM"
+    );
+
+    let records = consume_all(&broker.addr, topic);
+    let duplicates = verify(&records, &written, topic);
+    eprintln!(
+        "kill test: {total} events, {kills} SIGKILLs, 1 broker restart: {} records, {duplicates} duplicates",
+        records.len()
+    );
+    // At-least-once: only rows delivered but not yet deleted when a relay died are sent again,
+    // and at most max_in_flight of them can be outstanding per crash (and per broker restart).
+    assert!(
+        duplicates <= (kills + 1) * max_in_flight as usize,
+        "{duplicates} duplicates exceed the bound"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn standby_waits_for_the_lease_and_takes_over_after_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = strangler_test_support::broker();
+    let topic = "outbox.event.fence";
+    broker.create_topic(topic, 2).await;
+    let db = pg_database().await;
+    let legacy = Legacy::open(&db, "postgres").await;
+    let config = write_config(dir.path(), &db.url, &broker.bootstrap, 1000);
+    let (log_a, log_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let mut a = spawn_relay(&config, &log_a);
+    let first = write_events(&legacy, "fence", 500).await;
+    wait_drained(&legacy, 60).await;
+    let mut b = spawn_relay(&config, &log_b);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log_b)
+        .unwrap_or_default()
+        .contains("standing by")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "relay B never reported standing by"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let Legacy::Pg(pool) = &legacy else {
+        unreachable!()
+    };
+    let holders: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(holders, 1, "exactly one relay holds the lease");
+    assert!(
+        !std::fs::read_to_string(&log_b)
+            .unwrap()
+            .contains("holding the outbox lease")
+    );
+
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let second = write_events_for(&legacy, "fence", "second-", 500).await;
+    wait_drained(&legacy, 60).await;
+    assert!(
+        std::fs::read_to_string(&log_b)
+            .unwrap()
+            .contains("holding the outbox lease"),
+        "B took over"
+    );
+    sigterm(&mut b);
+    let mut written = first;
+    written.extend(second);
+    let records = consume_all(&broker.bootstrap, topic);
+    assert_eq!(verify(&records, &written, topic), 0);
+}
+
+// ---- bad rows ----
+
+async fn bad_rows_setup(
+    policy: BadRowPolicy,
+) -> (
+    TestDb,
+    sqlx::SqlitePool,
+    Result<strangler_outbox::RelayReport, strangler_outbox::Error>,
+    Store,
+    TestDb,
+) {
+    let db = sqlite_file();
+    let legacy = Legacy::open(&db, "sqlite").await;
+    let Legacy::Lite(pool) = legacy else {
+        unreachable!()
+    };
+    let rows = [
+        ("good-1", "order", "1", r#"{"n": 0}"#),
+        ("not-json", "order", "1", "{oops"),
+        ("no-aggregate-id", "order", "", r#"{"n": 1}"#),
+        ("no-route", "bad type!", "2", r#"{"n": 2}"#),
+        ("good-2", "order", "1", r#"{"n": 1}"#),
+    ];
+    for (label, at, aid, payload) in rows {
+        sqlx::query("INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, tracingspancontext) VALUES (?, ?, ?, 'Changed', ?, ?)")
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(at)
+            .bind(aid)
+            .bind(payload)
+            .bind(label)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let store_db = sqlite_file();
+    let store = Store::connect(&store_db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let mut cfg = relay_config();
+    cfg.bad_rows = policy;
+    cfg.columns.tracing_span_context = Some("tracingspancontext".into());
+    let relay = Relay::new(
+        db.url.clone(),
+        cfg,
+        Sink::Log(LogPublisher::new(store.clone(), 1)),
+        RelayOptions {
+            once: true,
+            ..RelayOptions::default()
+        },
+    );
+    let res = relay.run(&CancellationToken::new()).await;
+    (db, pool, res, store, store_db)
+}
+
+async fn published_labels(store: &Store) -> Vec<String> {
+    let Store::Sqlite(p) = store else {
+        unreachable!()
+    };
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT headers FROM strangler_log ORDER BY \"offset\"")
+            .fetch_all(p)
+            .await
+            .unwrap();
+    rows.iter()
+        .map(|h| {
+            let hs: Vec<(String, String)> = serde_json::from_str(h).unwrap();
+            hs.into_iter()
+                .find(|(n, _)| n == "tracingspancontext")
+                .unwrap()
+                .1
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn bad_rows_are_dead_lettered_with_their_reason() {
+    let (_db, pool, res, store, _s) = bad_rows_setup(BadRowPolicy::DeadLetter).await;
+    let report = res.expect("dead-lettering does not stop the relay");
+    assert_eq!((report.published, report.dead_lettered), (2, 3));
+    assert_eq!(published_labels(&store).await, ["good-1", "good-2"]);
+    let dead: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT outbox_table, reason, headers FROM outbox_dead_letter ORDER BY dead_letter_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(dead.len(), 3);
+    assert!(
+        dead[0].1.starts_with("payload is not JSON") && dead[0].2.contains("not-json"),
+        "{dead:?}"
+    );
+    assert!(
+        dead[1].1 == "missing aggregate id" && dead[1].2.contains("no-aggregate-id"),
+        "{dead:?}"
+    );
+    assert!(
+        dead[2].1.contains("not a valid topic name") && dead[2].2.contains("no-route"),
+        "{dead:?}"
+    );
+    assert!(dead.iter().all(|d| d.0 == "outbox"));
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        left, 0,
+        "dead-lettered rows leave the outbox in the same transaction"
+    );
+}
+
+#[tokio::test]
+async fn bad_row_policy_stop_stops_before_the_bad_row() {
+    let (_db, pool, res, store, _s) = bad_rows_setup(BadRowPolicy::Stop).await;
+    let err = res.expect_err("stop policy stops");
+    assert!(
+        matches!(err, strangler_outbox::Error::BadRow { ref reason, .. } if reason.starts_with("payload is not JSON")),
+        "{err}"
+    );
+    assert_eq!(
+        published_labels(&store).await,
+        ["good-1"],
+        "rows before the bad one are published"
+    );
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT tracingspancontext FROM outbox ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        left,
+        ["not-json", "no-aggregate-id", "no-route", "good-2"],
+        "nothing after it moves"
+    );
+    let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox_dead_letter")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(dead, 0);
+}
+
+// ---- the MySQL gap-hold strategy ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_holds_rows_behind_an_open_transaction_and_passes_a_rollback() {
+    let db = mysql_database().await;
+    let legacy = Legacy::open(&db, "mysql").await;
+    let Legacy::My(pool) = &legacy else {
+        unreachable!()
+    };
+    let insert = "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES (?, 'gap', ?, 'Changed', '{}')";
+    // seq 1: an open transaction; seq 2: committed; seq 3: rolled back; seq 4: committed.
+    let mut open = sqlx::MySqlConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut open).await.unwrap();
+    let late = uuid::Uuid::new_v4().to_string();
+    sqlx::query(insert)
+        .bind(&late)
+        .bind("a")
+        .execute(&mut open)
+        .await
+        .unwrap();
+    sqlx::query(insert)
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind("a")
+        .execute(pool)
+        .await
+        .unwrap();
+    let mut rolled = pool.begin().await.unwrap();
+    sqlx::query(insert)
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind("b")
+        .execute(&mut *rolled)
+        .await
+        .unwrap();
+    rolled.rollback().await.unwrap();
+    sqlx::query(insert)
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind("b")
+        .execute(pool)
+        .await
+        .unwrap();
+
+    let store_db = sqlite_file();
+    let store = Store::connect(&store_db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let relay = Relay::new(
+        db.url.clone(),
+        relay_config(),
+        Sink::Log(LogPublisher::new(store.clone(), 1)),
+        RelayOptions::default(),
+    );
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    let task = tokio::spawn(async move { relay.run(&stop).await });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Only committed rows count: seq 2 and 4 are still there, held behind seq 1.
+    assert_eq!(
+        legacy.remaining().await,
+        2,
+        "seq 2 and 4 wait behind the open transaction of seq 1"
+    );
+    let Store::Sqlite(p) = &store else {
+        unreachable!()
+    };
+    let published: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM strangler_log")
+        .fetch_one(p)
+        .await
+        .unwrap();
+    assert_eq!(published, 0, "nothing passes the open transaction's gap");
+    sqlx::query("COMMIT").execute(&mut open).await.unwrap();
+    wait_drained(&legacy, 30).await;
+    cancel.cancel();
+    assert_eq!(
+        task.await.unwrap().unwrap().published,
+        3,
+        "seq 1, 2, 4 published; the rollback (3) passed"
+    );
+    let first: Vec<u8> =
+        sqlx::query_scalar("SELECT value FROM strangler_log ORDER BY \"offset\" LIMIT 1")
+            .fetch_one(p)
+            .await
+            .unwrap();
+    let firsts: Vec<String> =
+        sqlx::query_scalar("SELECT headers FROM strangler_log ORDER BY \"offset\"")
+            .fetch_all(p)
+            .await
+            .unwrap();
+    assert!(
+        firsts[0].contains(&late),
+        "the late commit is published first, in seq order"
+    );
+    assert_eq!(first, b"{}");
+}
