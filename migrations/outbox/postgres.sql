@@ -17,8 +17,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq                 BIGSERIAL    NOT NULL,
     published_at        TIMESTAMPTZ                    -- set by the relay when retention = "mark"
 );
-CREATE INDEX IF NOT EXISTS outbox_commit_order ON outbox (transaction_id, seq)
-    WHERE published_at IS NULL;
+-- The relay's scan order. Not partial: with retention = "delete" the relay does not filter on
+-- published_at, and a partial index would leave it a sequential scan and a sort per batch.
+CREATE INDEX IF NOT EXISTS outbox_commit_order ON outbox (transaction_id, seq);
 
 -- Rows the relay could not publish (payload not JSON, no aggregate id, no topic), with the reason.
 CREATE TABLE IF NOT EXISTS outbox_dead_letter (
