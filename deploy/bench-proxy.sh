@@ -21,7 +21,10 @@ if ! need nginx || ! need wrk; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk >/dev/null
 fi
 
-cargo build --release -q -p strangler-cli -p strangler-proxy --example fixed_rate
+if [ -z "${SKIP_BUILD:-}" ]; then
+    cargo build --release -q -p strangler-cli
+    cargo build --release -q -p strangler-proxy --example fixed_rate
+fi
 STRANGLER=target/release/strangler
 FIXED=target/release/examples/fixed_rate
 

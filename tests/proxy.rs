@@ -662,3 +662,93 @@ async fn hop_by_hop_headers_go_queries_stay_and_http2_clients_are_served() {
     assert_eq!(shadow.len(), 1);
     assert!(shadow[0].starts_with("orders/"), "{shadow:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_with_fall_back_serves_legacy_on_mismatch_and_kill_switches_force_legacy() {
+    let legacy = legacy().await;
+    let state = Arc::new(NewPath::default());
+    let new = new_path(state.clone()).await;
+    let db = sqlite_file();
+    let p = start(
+        &config(&legacy.url(), &new.url(), "fallback_on_mismatch = true"),
+        &db.url,
+    )
+    .await;
+    p.set("orders", Mode::Canary(99), true).await.unwrap();
+    let c = client();
+    // Ids in the canary's 99%: their bucket is below 99.
+    let ids: Vec<u32> = (0..40)
+        .filter(|i| strangler_proxy::modes::bucket(i.to_string().as_bytes()) < 99)
+        .take(20)
+        .collect();
+    for id in &ids {
+        assert_eq!(
+            served_by(&fetch(&c, &p, &format!("/orders/{id}"), &[]).await),
+            "new"
+        );
+    }
+    let s = p.status("orders");
+    assert_eq!((s.counters.served_new, s.counters.matches), (20, 20));
+    // Kill switches: the capability's, then everyone's; both force legacy and both are audited.
+    let path = format!("/orders/{}", ids[0]);
+    for target in [Some("orders"), None] {
+        cutover::kill(&p.store, &p.config, target, true, "oncall", "incident")
+            .await
+            .unwrap();
+        p.proxy.refresh_modes().await.unwrap();
+        assert_eq!(
+            served_by(&fetch(&c, &p, &path, &[]).await),
+            "legacy",
+            "{target:?}"
+        );
+        assert!(p.status("orders").killed);
+        cutover::kill(&p.store, &p.config, target, false, "oncall", "fixed")
+            .await
+            .unwrap();
+        p.proxy.refresh_modes().await.unwrap();
+        assert_eq!(
+            served_by(&fetch(&c, &p, &path, &[]).await),
+            "new",
+            "{target:?}"
+        );
+    }
+    let audit = cutover::history(&p.store, &p.config, "*", 10)
+        .await
+        .unwrap();
+    let moves: Vec<&str> = audit.iter().map(|e| e.to_mode.as_str()).collect();
+    assert_eq!(moves, ["killed", "unkilled"]);
+
+    // The new path answers garbage: clients get legacy's bytes (by fall-back, until the canary's
+    // own gate demotes it to shadow, which may happen within these requests).
+    state.garbage.store(true, SeqCst);
+    for id in &ids[..10] {
+        let a = fetch(&c, &p, &format!("/orders/{id}"), &[]).await;
+        assert_eq!(
+            (served_by(&a), &a.body[..]),
+            ("legacy", order(&id.to_string()).as_bytes())
+        );
+    }
+    let s = p.status("orders");
+    assert!(s.counters.fallbacks("mismatch") >= 1);
+    assert!(s.counters.mismatches >= s.counters.fallbacks("mismatch"));
+    assert_eq!(s.counters.served_new, 20 + 2, "garbage was never served");
+
+    // An authoritative capability is never served by the new path, not even with --force.
+    let auth = config(&legacy.url(), &new.url(), "class = \"authoritative\"");
+    let refused = cutover::set(
+        &p.store,
+        &auth,
+        &SetRequest {
+            capability: "orders".into(),
+            to: Mode::Canary(1),
+            actor: "test".into(),
+            reason: "must fail".into(),
+            force: true,
+        },
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(Error::Authoritative { .. })),
+        "{refused:?}"
+    );
+}

@@ -218,17 +218,20 @@ async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, ta
     let timeout = Duration::from_millis(c.cfg.mirror_timeout_ms);
     let deadline = Instant::now() + timeout;
     let cap_bytes = c.cfg.max_body_bytes;
+    let shadow = HeaderValue::from_str(&format!("{}/{id}", c.name))
+        .ok()
+        .map(|v| (HeaderName::from_static(SHADOW_HEADER), v));
     let mut extra = proxy.mirror_headers.clone();
-    if let Ok(v) = HeaderValue::from_str(&format!("{}/{id}", c.name)) {
-        extra.push((HeaderName::from_static(SHADOW_HEADER), v));
-    }
+    extra.extend(shadow.clone());
     let upstream = match target {
         Target::New => &proxy.settings.new,
         Target::Sandbox => c.sandbox.as_ref().unwrap_or(&proxy.settings.new),
         Target::Legacy => &proxy.settings.legacy,
     };
+    // Legacy is told the copy is a shadow, but the header and host rewrites are for the new side.
+    let legacy_extra: Vec<_> = shadow.into_iter().collect();
     let mirrored_extra: &[_] = if target == Target::Legacy {
-        &[]
+        &legacy_extra
     } else {
         &extra
     };

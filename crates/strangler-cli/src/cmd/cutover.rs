@@ -156,7 +156,13 @@ async fn history(
     config: &strangler_core::Config,
     capability: &str,
 ) -> anyhow::Result<ExitCode> {
-    let entries = cutover::history(store, config, capability, 1_000).await?;
+    // `all` names the global kill switch, stored as `*`.
+    let name = if capability == "all" {
+        strangler_store::cutover::ALL
+    } else {
+        capability
+    };
+    let entries = cutover::history(store, config, name, 1_000).await?;
     if entries.is_empty() {
         println!("{capability}: no changes recorded");
     }

@@ -7,6 +7,7 @@ use strangler_proxy::Proxy;
 use strangler_store::{Store, redact_url};
 use strangler_telemetry::Shutdown;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::cli::{GlobalArgs, ProxyArgs};
 
@@ -24,10 +25,10 @@ pub async fn run(global: &GlobalArgs, args: &ProxyArgs) -> anyhow::Result<ExitCo
     strangler_telemetry::install_metrics();
     if let Some(addr) = &config.telemetry.metrics_listen {
         let addr = addr.parse().context("parsing telemetry.metrics_listen")?;
-        tokio::spawn(strangler_telemetry::serve_metrics(
-            addr,
-            shutdown.token.clone(),
-        ));
+        tokio::spawn(
+            strangler_telemetry::serve_metrics(addr, shutdown.token.clone())
+                .instrument(tracing::info_span!("metrics")),
+        );
     }
 
     let store = Store::connect(&config.store.url).await.with_context(|| {
