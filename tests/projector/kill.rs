@@ -137,6 +137,48 @@ async fn sigkill_ten_times(store: StoreKind) {
     let exit = child.wait().unwrap();
     assert!(exit.success(), "SIGTERM drains and exits cleanly: {exit:?}");
 
+    // The CLI around the same state: status as JSON, a dry-run replay that writes nothing.
+    let out = Command::new(strangler_bin())
+        .arg("--config")
+        .arg(&config)
+        .args(["project", "status", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["partitions"].as_array().unwrap().len(), 4);
+    let before = rows(&env.read, "orders_v1").await;
+    let out = Command::new(strangler_bin())
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "project",
+            "replay",
+            "orders",
+            "--version",
+            "1",
+            "--from-offset",
+            "0",
+            "--dry-run",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("would apply"),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        rows(&env.read, "orders_v1").await,
+        before,
+        "a dry run writes nothing"
+    );
+
     assert_eq!(
         drift(&truth, &summary(&env.read, "orders_v1").await),
         Vec::<String>::new(),

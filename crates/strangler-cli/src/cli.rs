@@ -86,6 +86,7 @@ pub enum ProjectCommand {
         names: Vec<String>,
     },
     /// Re-apply events from an offset or a time.
+    #[command(disable_version_flag = true)]
     Replay {
         /// The projection.
         name: String,
@@ -107,6 +108,7 @@ pub enum ProjectCommand {
         dry_run: bool,
     },
     /// Truncate a projection's tables and replay it from the beginning.
+    #[command(disable_version_flag = true)]
     Rebuild {
         /// The projection.
         name: String,
@@ -118,6 +120,7 @@ pub enum ProjectCommand {
         dry_run: bool,
     },
     /// Switch readers to a caught-up version of a projection.
+    #[command(disable_version_flag = true)]
     Promote {
         /// The projection.
         name: String,
@@ -129,6 +132,7 @@ pub enum ProjectCommand {
         force: bool,
     },
     /// Drop an old version's tables, checkpoints, dedup keys and dead letters.
+    #[command(disable_version_flag = true)]
     Retire {
         /// The projection.
         name: String,
@@ -166,6 +170,7 @@ pub enum DeadLettersCommand {
         id: i64,
     },
     /// Apply dead letters again, oldest first, each exactly once; parked keys resume.
+    #[command(disable_version_flag = true)]
     Redrive {
         /// The projection.
         name: String,
