@@ -241,6 +241,9 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 no drift (rows in flight are not drift), 1 drift found, 2 error."
+)]
 pub struct ReconcileArgs {
     /// The `[[reconcile]]` entry to run.
     pub name: String,

@@ -6,3 +6,4 @@
 //! recency, legacy field names and status words).
 
 pub mod legacy;
+pub mod story;

@@ -115,14 +115,28 @@ pub fn count_batch(projection: &str, version: u32, b: &BatchStats) {
 /// The watermark and lag of a projection version as the read API reports them: the latest event
 /// time applied on any partition, and the largest lag.
 pub fn summary(rows: &[PartitionFreshness], projection: &str, version: u32) -> (Option<i64>, i64) {
-    let mine = rows
+    // The watermark is a low watermark: every event at or before it has been applied. A partition
+    // with events waiting holds it at its last applied event time (the epoch if it applied none);
+    // partitions that are caught up do not hold it back. A projection that has applied nothing
+    // reports the epoch, so "absent" answers read as "not projected yet", never as drift.
+    let mine: Vec<_> = rows
         .iter()
-        .filter(|r| r.projection == projection && r.version == version);
-    let mut watermark = None;
-    let mut lag = 0;
-    for r in mine {
-        watermark = watermark.max(r.last_event_time_ms);
-        lag = lag.max(r.lag_ms);
-    }
+        .filter(|r| r.projection == projection && r.version == version)
+        .collect();
+    let lag = mine.iter().map(|r| r.lag_ms).max().unwrap_or(0);
+    let behind = mine
+        .iter()
+        .filter(|r| r.lag_events > 0)
+        .map(|r| r.last_event_time_ms.unwrap_or(0))
+        .min();
+    let watermark = match behind {
+        Some(w) => Some(w),
+        None => Some(
+            mine.iter()
+                .filter_map(|r| r.last_event_time_ms)
+                .max()
+                .unwrap_or(0),
+        ),
+    };
     (watermark, lag)
 }

@@ -23,11 +23,13 @@ mod handler;
 pub mod hist;
 pub mod mirror;
 pub mod modes;
+pub mod observe;
 pub mod router;
 pub mod ryw;
 mod state;
 pub mod stats;
 
 pub use error::{Error, ProxyError, Result};
+pub use observe::Observation;
 pub use router::app;
 pub use state::{CapabilityStatus, Proxy};

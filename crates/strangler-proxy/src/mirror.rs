@@ -283,17 +283,17 @@ async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, ta
     if target != Target::Sandbox {
         proxy.fresh[cap].observe(cand_headers, Utc::now());
     }
-    let judge = |candidate: &HttpAnswer, headers: &HeaderMap| {
+    let judge = |legacy: &HttpAnswer, candidate: &HttpAnswer, headers: &HeaderMap| {
         compare(
             CompareInput {
-                legacy: &legacy,
+                legacy,
                 candidate,
                 candidate_watermark: watermark_of(headers),
             },
             &c.rules,
         )
     };
-    let first = judge(&candidate, cand_headers);
+    let first = judge(&legacy, &candidate, cand_headers);
     let mut verdict = first.verdict;
     let differs = matches!(verdict, Verdict::Mismatch | Verdict::Stale { .. });
     let settle = Duration::from_millis(c.cfg.settle_ms);
@@ -301,7 +301,9 @@ async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, ta
         && (matches!(verdict, Verdict::Stale { .. }) || lag_suspected(cand_headers))
         && Instant::now() + settle < deadline
     {
-        // The projection may not have applied the change legacy shows yet: ask again once.
+        // The projection may not have applied the change legacy shows yet: ask again once. Both
+        // sides are asked again, because legacy may itself have moved on during the delay; if
+        // the fresh pair agrees, the first difference was lag, not drift.
         tokio::time::sleep(settle).await;
         let to = if target == Target::Sandbox {
             upstream
@@ -309,16 +311,35 @@ async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, ta
             &proxy.settings.new
         };
         let left = deadline.saturating_duration_since(Instant::now());
-        let retry = fetch(proxy, to, &copy, &extra, left, cap_bytes).await;
-        if let Ok(Fetched {
-            status,
-            headers,
-            body: Collected::Full(body),
-            ..
-        }) = retry
+        let (retry, legacy_again) = tokio::join!(
+            fetch(proxy, to, &copy, &extra, left, cap_bytes),
+            fetch(
+                proxy,
+                &proxy.settings.legacy,
+                &copy,
+                &legacy_extra,
+                left,
+                cap_bytes
+            ),
+        );
+        if let (
+            Ok(Fetched {
+                status,
+                headers,
+                body: Collected::Full(body),
+                ..
+            }),
+            Ok(Fetched {
+                status: legacy_status,
+                headers: legacy_headers,
+                body: Collected::Full(legacy_body),
+                ..
+            }),
+        ) = (retry, legacy_again)
         {
             proxy.fresh[cap].observe(&headers, Utc::now());
-            let second = judge(&answer(status, &headers, &body), &headers);
+            let fresh_legacy = answer(legacy_status, &legacy_headers, &legacy_body);
+            let second = judge(&fresh_legacy, &answer(status, &headers, &body), &headers);
             verdict = match second.verdict {
                 Verdict::Match | Verdict::Stale { .. } => Verdict::Stale {
                     legacy_changed_at: String::new(),
@@ -336,4 +357,12 @@ async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, ta
         "compared"
     );
     stats.verdict(&verdict);
+    if proxy.observers.receiver_count() > 0 {
+        let comparison = strangler_diff::Comparison { verdict, ..first };
+        let _ = proxy.observers.send(Arc::new(crate::observe::Observation {
+            capability: c.name.clone(),
+            request: format!("{} {}", copy.method, copy.path_and_query),
+            comparison,
+        }));
+    }
 }

@@ -41,6 +41,7 @@ pub struct Proxy {
     pub(crate) store: Store,
     pub(crate) tasks: TaskTracker,
     pub(crate) cancel: CancellationToken,
+    pub(crate) observers: tokio::sync::broadcast::Sender<Arc<crate::observe::Observation>>,
     flusher: Mutex<Flusher>,
     proxy_id: String,
     shadow_seq: AtomicU64,
@@ -127,9 +128,15 @@ impl Proxy {
             store,
             tasks: TaskTracker::new(),
             cancel,
+            observers: crate::observe::channel(),
             proxy_id,
             shadow_seq: AtomicU64::new(0),
         }))
+    }
+
+    /// Subscribes to the comparisons this proxy judges (see [`crate::observe`]).
+    pub fn observe(&self) -> tokio::sync::broadcast::Receiver<Arc<crate::observe::Observation>> {
+        self.observers.subscribe()
     }
 
     /// This process's id in the verdict counts.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use strangler_diff::{Side, Verdict};
-use strangler_store::cutover::{VerdictCounts, minute_of};
+use strangler_store::cutover::{VerdictCounts, window_of};
 
 use crate::hist::Histogram;
 use crate::modes::Fallback;
@@ -262,10 +262,10 @@ impl Flusher {
         }
     }
 
-    /// The rows to write now; call [`Flusher::committed`] once they are stored. When a new minute
+    /// The rows to write now; call [`Flusher::committed`] once they are stored. When a new window
     /// began, the latency windows restart after this batch.
     pub fn batch(&mut self, stats: &[CapStats], now: DateTime<Utc>) -> Pending {
-        let minute = minute_of(now);
+        let minute = window_of(now);
         let window = *self.window.get_or_insert(minute);
         let mut rows = Vec::new();
         let mut snapshots = Vec::with_capacity(stats.len());

@@ -161,7 +161,7 @@ fn mode_from(name: &str, percent: i64) -> Result<Mode> {
         .map_err(|e: strangler_core::capability::ParseModeError| Error::Corrupt(e.to_string()))
 }
 
-/// Minute windows are stored as fixed-width text on SQLite so they sort and compare as text.
+/// Windows are stored as fixed-width text on SQLite so they sort and compare as text.
 fn sqlite_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
@@ -172,9 +172,15 @@ fn parse_sqlite_time(s: &str) -> Result<DateTime<Utc>> {
         .map_err(|e| Error::Corrupt(format!("time `{s}`: {e}")))
 }
 
-/// The start of the minute `t` falls in.
-pub fn minute_of(t: DateTime<Utc>) -> DateTime<Utc> {
-    t.duration_trunc(TimeDelta::minutes(1)).unwrap_or(t)
+/// Width of a verdict-count window. One second keeps a gate's evidence window (counts since the
+/// last mode change, whole windows only) close to the change itself, so evidence gathered just
+/// before a fix never leaks into the window after it; flushes are batched, so rows stay few.
+pub const WINDOW_SECS: i64 = 1;
+
+/// The start of the verdict-count window `t` falls in.
+pub fn window_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(TimeDelta::seconds(WINDOW_SECS))
+        .unwrap_or(t)
 }
 
 const ADD_VERDICT_COUNTS: &str = "
@@ -431,7 +437,7 @@ impl Store {
         since: DateTime<Utc>,
     ) -> Result<VerdictTotals> {
         let sql = VERDICT_TOTALS;
-        let since = minute_of(since);
+        let since = window_of(since);
         let row = match self {
             Store::Postgres(p) => {
                 let r = sqlx::query(sql)
@@ -474,7 +480,7 @@ impl Store {
     ) -> Result<Vec<(String, i64)>> {
         let sql = "SELECT reason, CAST(SUM(count) AS BIGINT) FROM strangler_skip_counts \
                    WHERE capability = $1 AND window_start >= $2 GROUP BY reason ORDER BY reason";
-        let since = minute_of(since);
+        let since = window_of(since);
         Ok(match self {
             Store::Postgres(p) => {
                 sqlx::query_as(sql)

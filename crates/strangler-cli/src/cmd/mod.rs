@@ -2,6 +2,7 @@
 
 mod check_config;
 mod cutover;
+mod demo;
 mod migrate;
 mod project;
 mod proxy;
@@ -67,6 +68,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cutover(cmd) => cutover::run(&cli.global, &cmd).await,
         Command::Report(_) => not_built("report", 9),
         Command::Reconcile(args) => reconcile::run(&cli.global, &args).await,
-        Command::Demo(_) => not_built("demo", 11),
+        Command::Demo(args) => demo::run(&cli.global, &args).await,
     }
 }

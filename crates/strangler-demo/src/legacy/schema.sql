@@ -23,13 +23,3 @@ CREATE TABLE IF NOT EXISTS order_items (
     PRIMARY KEY (order_id, line_no)
 );
 
--- The outbox, as Debezium's Outbox Event Router expects it.
-CREATE TABLE IF NOT EXISTS outbox (
-    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
-    id            TEXT NOT NULL UNIQUE,
-    aggregatetype TEXT NOT NULL,
-    aggregateid   TEXT NOT NULL,
-    type          TEXT NOT NULL,
-    payload       TEXT,
-    created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-);

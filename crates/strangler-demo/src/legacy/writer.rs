@@ -9,6 +9,8 @@ use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
 const SCHEMA: &str = include_str!("schema.sql");
+/// The outbox DDL strangler ships for SQLite legacy databases.
+const OUTBOX_DDL: &str = include_str!("../../../../migrations/outbox/sqlite.sql");
 
 /// Tax rate of the sample shop, in percent.
 pub const TAX_PERCENT: i64 = 20;
@@ -40,6 +42,7 @@ impl LegacyDb {
     /// Creates the legacy schema and the outbox table if absent.
     pub async fn open(pool: SqlitePool) -> sqlx::Result<LegacyDb> {
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        sqlx::raw_sql(OUTBOX_DDL).execute(&pool).await?;
         Ok(LegacyDb { pool })
     }
 
@@ -60,7 +63,7 @@ impl LegacyDb {
         }
         let tax = (subtotal * TAX_PERCENT + 50) / 100;
 
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("INSERT INTO orders (id, cust_id, status, currency, subtotal_cents, tax_cents, created_at, updated_at) VALUES (?, ?, 'open', ?, ?, ?, ?, ?)")
             .bind(&order_id).bind(&customer).bind(currency.to_lowercase() + " ").bind(subtotal).bind(tax)
             .bind(legacy_time(now)).bind(legacy_time(now))
@@ -89,7 +92,7 @@ impl LegacyDb {
     /// Ships or cancels a random open order; `None` when no order is open.
     pub async fn change_random_order(&self, rng: &mut StdRng) -> sqlx::Result<Option<OrderEvent>> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         // One of the 50 most recent open orders: recent orders are the ones that change.
         let row = sqlx::query(
             "SELECT id FROM (SELECT id FROM orders WHERE status = 'open' ORDER BY created_at DESC LIMIT 50) ORDER BY random() LIMIT 1",

@@ -113,15 +113,6 @@ async fn answer(
         .map(|n| path.get(n).or_else(|| query.get(n)).cloned())
         .collect();
     let rows = query_json(&api.store, &prepared.sql, &values, &def.json_columns).await?;
-    let body = match def.result {
-        RouteResult::One => match rows.into_iter().next() {
-            Some(row) => serde_json::Value::Object(row),
-            None => return Err(ApiError::NotFound),
-        },
-        RouteResult::Many => {
-            serde_json::Value::Array(rows.into_iter().map(serde_json::Value::Object).collect())
-        }
-    };
     let stall = api
         .stall_after
         .get(&entry.projection)
@@ -137,6 +128,17 @@ async fn answer(
     }
     headers.insert(LAG_HEADER, HeaderValue::from(lag_ms));
     headers.insert(VERSION_HEADER, HeaderValue::from(served));
+    let body = match def.result {
+        RouteResult::One => match rows.into_iter().next() {
+            Some(row) => serde_json::Value::Object(row),
+            // A 404 carries the watermark too: "absent" may only mean "not projected yet", and
+            // the shadow proxy needs the watermark to tell lag from drift.
+            None => return Ok((headers, ApiError::NotFound.into_response()).into_response()),
+        },
+        RouteResult::Many => {
+            serde_json::Value::Array(rows.into_iter().map(serde_json::Value::Object).collect())
+        }
+    };
     Ok((headers, Json(body)).into_response())
 }
 
