@@ -95,13 +95,15 @@ pub struct GateReport {
 }
 
 impl GateReport {
-    /// The failing checks, as `name observed > limit`, for messages.
+    /// The failing checks, as `name observed above limit`, for messages.
     pub fn failures(&self) -> String {
         self.checks
             .iter()
             .filter(|c| !c.passed)
             .map(|c| match c.observed {
-                Some(o) => format!("{} {o:.4} beyond {}", c.name, c.limit),
+                // The sample fails by being too small; the other checks by being too large.
+                Some(o) if c.name == "sample" => format!("sample {o} below {}", c.limit),
+                Some(o) => format!("{} {o:.4} above {}", c.name, c.limit),
                 None => format!("{} not measured", c.name),
             })
             .collect::<Vec<_>>()
@@ -262,7 +264,11 @@ mod tests {
         // A perfect but small sample is not evidence yet.
         let small = promotion(&evidence(100, 0), &policy());
         assert!(!small.passed);
-        assert!(small.failures().contains("sample"));
+        assert!(
+            small.failures().contains("sample 100 below 500"),
+            "{}",
+            small.failures()
+        );
     }
 
     #[test]
