@@ -44,7 +44,11 @@ async fn create_topic(bootstrap: &str, topic: &str) {
         .expect("admin client");
     admin
         .create_topics(
-            [&NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))],
+            [&NewTopic::new(
+                topic,
+                PARTITIONS,
+                TopicReplication::Fixed(1),
+            )],
             &AdminOptions::new(),
         )
         .await
@@ -108,7 +112,10 @@ async fn fill_outbox(url: &str, n: usize) {
     let mut conn = sqlx::PgConnection::connect(url).await.expect("legacy db");
     let ddl = include_str!("../../../migrations/outbox/postgres.sql");
     sqlx::raw_sql(ddl).execute(&mut conn).await.expect("DDL");
-    sqlx::query("TRUNCATE outbox").execute(&mut conn).await.unwrap();
+    sqlx::query("TRUNCATE outbox")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let chunk = 50_000;
     let mut done = 0;
     while done < n {
@@ -142,25 +149,53 @@ async fn main() {
         .get(1)
         .cloned()
         .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/strangler_bench".into());
-    let bootstrap = args.get(2).cloned().unwrap_or_else(|| "127.0.0.1:9092".into());
-    let n: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let bootstrap = args
+        .get(2)
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:9092".into());
+    let n: usize = args
+        .get(3)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let cfg = OutboxConfig {
-        batch_size: std::env::var("BENCH_BATCH").ok().and_then(|s| s.parse().ok()).unwrap_or(2_000),
-        max_in_flight: std::env::var("BENCH_IN_FLIGHT").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000),
+        batch_size: std::env::var("BENCH_BATCH")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2_000),
+        max_in_flight: std::env::var("BENCH_IN_FLIGHT")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(20_000),
         ..OutboxConfig::default()
     };
-    println!("rows: {n}, payload: {PAYLOAD_BYTES} B, partitions: {PARTITIONS}, batch_size: {}, max_in_flight: {}", cfg.batch_size, cfg.max_in_flight);
+    println!(
+        "rows: {n}, payload: {PAYLOAD_BYTES} B, partitions: {PARTITIONS}, batch_size: {}, max_in_flight: {}",
+        cfg.batch_size, cfg.max_in_flight
+    );
 
     let started = Instant::now();
     fill_outbox(&url, n).await;
-    println!("filled the outbox in {:.1}s", started.elapsed().as_secs_f64());
+    println!(
+        "filled the outbox in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 
     let bare_topic = format!("bench.bare.{}", std::process::id());
     create_topic(&bootstrap, &bare_topic).await;
     create_topic(&bootstrap, "outbox.event.bench").await;
     let rss_before = rss_mb();
-    let bare_rate = bare(&bootstrap, &bare_topic, n, cfg.batch_size as usize, cfg.max_in_flight as usize).await;
-    println!("bare producer: {bare_rate:.0} events/s (RSS {rss_before:.0} -> {:.0} MB)", rss_mb());
+    let bare_rate = bare(
+        &bootstrap,
+        &bare_topic,
+        n,
+        cfg.batch_size as usize,
+        cfg.max_in_flight as usize,
+    )
+    .await;
+    println!(
+        "bare producer: {bare_rate:.0} events/s (RSS {rss_before:.0} -> {:.0} MB)",
+        rss_mb()
+    );
 
     let sink = Sink::Kafka(
         KafkaPublisher::new(&KafkaConfig {
@@ -169,7 +204,15 @@ async fn main() {
         })
         .expect("producer"),
     );
-    let relay = Relay::new(url.clone(), cfg, sink, RelayOptions { once: true, ..RelayOptions::default() });
+    let relay = Relay::new(
+        url.clone(),
+        cfg,
+        sink,
+        RelayOptions {
+            once: true,
+            ..RelayOptions::default()
+        },
+    );
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
         let done = done.clone();
@@ -188,12 +231,24 @@ async fn main() {
     done.store(true, Ordering::Relaxed);
     let samples = sampler.await.unwrap();
     let relay_rate = report.published as f64 / secs;
-    let q = |f: f64| samples.get(((samples.len() as f64 - 1.0) * f) as usize).copied().unwrap_or(0.0);
-    println!("relay: {} events in {secs:.1}s = {relay_rate:.0} events/s", report.published);
+    let q = |f: f64| {
+        samples
+            .get(((samples.len() as f64 - 1.0) * f) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    println!(
+        "relay: {} events in {secs:.1}s = {relay_rate:.0} events/s",
+        report.published
+    );
     println!("relay / bare: {:.2}", relay_rate / bare_rate);
     println!(
         "relay RSS (MB) at 0/25/50/75/100% of the run: {:.0} / {:.0} / {:.0} / {:.0} / {:.0}; max {:.0}",
-        q(0.0), q(0.25), q(0.5), q(0.75), q(1.0),
+        q(0.0),
+        q(0.25),
+        q(0.5),
+        q(0.75),
+        q(1.0),
         samples.iter().copied().fold(0.0, f64::max)
     );
 }

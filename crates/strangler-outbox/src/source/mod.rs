@@ -145,7 +145,7 @@ impl Source {
                 // A batch is a contiguous range below the fence: no other row can be inside it.
                 let lo = all.iter().min().copied().unwrap_or_default();
                 let hi = all.iter().max().copied().unwrap_or_default();
-                s.complete(lo, hi, bad).await
+                s.complete(lo, hi, all.len(), bad).await
             }
             Inner::Mysql(s) => s.complete(&seqs(&all), bad).await,
             Inner::Sqlite(s) => s.complete(&seqs(&all), bad).await,

@@ -82,7 +82,13 @@ impl PgSource {
         Ok(out)
     }
 
-    pub(crate) async fn complete(&mut self, lo: Cursor, hi: Cursor, bad: &[BadRow]) -> Result<()> {
+    pub(crate) async fn complete(
+        &mut self,
+        lo: Cursor,
+        hi: Cursor,
+        rows: usize,
+        bad: &[BadRow],
+    ) -> Result<()> {
         let mut tx = self.conn.begin().await?;
         for b in bad {
             sqlx::query(&self.dead_letter_sql)
@@ -102,6 +108,7 @@ impl PgSource {
             .bind(lo.seq)
             .bind(hi.tx.to_string())
             .bind(hi.seq)
+            .bind(rows as i64)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

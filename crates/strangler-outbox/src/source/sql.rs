@@ -114,22 +114,32 @@ pub(crate) fn read_query(d: Dialect, cfg: &OutboxConfig) -> String {
 pub(crate) fn complete_query(d: Dialect, cfg: &OutboxConfig, n: usize) -> String {
     let table = quote(d, &cfg.table);
     let published = quote(d, &cfg.columns.published_at);
-    let rows = match (d, cfg.retention) {
-        (Dialect::Postgres, OutboxRetention::Delete) => {
-            "(transaction_id, seq) >= ($1::text::xid8, $2) AND (transaction_id, seq) <= ($3::text::xid8, $4)".to_string()
-        }
-        (Dialect::Postgres, OutboxRetention::Mark) => format!(
-            "(transaction_id, seq) >= ($1::text::xid8, $2) AND (transaction_id, seq) <= ($3::text::xid8, $4) AND {published} IS NULL"
-        ),
-        _ => format!("seq IN ({})", vec!["?"; n].join(", ")),
-    };
+    if d == Dialect::Postgres {
+        // Rows by ctid from an ordered, limited index scan: the planner misjudges a bare row
+        // range on a large outbox and scans it sequentially (1.6 s instead of 3 ms per batch).
+        let unpublished = match cfg.retention {
+            OutboxRetention::Mark => format!("AND {published} IS NULL"),
+            OutboxRetention::Delete => String::new(),
+        };
+        let rows = include_str!("sql/pg_batch_rows.sql")
+            .replace("{table}", &table)
+            .replace("{unpublished}", &unpublished);
+        return match cfg.retention {
+            OutboxRetention::Delete => {
+                format!("DELETE FROM {table} WHERE ctid = ANY(ARRAY({rows}))")
+            }
+            OutboxRetention::Mark => {
+                format!("UPDATE {table} SET {published} = now() WHERE ctid = ANY(ARRAY({rows}))")
+            }
+        };
+    }
+    let rows = format!("seq IN ({})", vec!["?"; n].join(", "));
     match cfg.retention {
         OutboxRetention::Delete => format!("DELETE FROM {table} WHERE {rows}"),
         OutboxRetention::Mark => {
             let now = match d {
-                Dialect::Postgres => "now()",
                 Dialect::Mysql => "CURRENT_TIMESTAMP(6)",
-                Dialect::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+                _ => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
             };
             format!("UPDATE {table} SET {published} = {now} WHERE {rows}")
         }
