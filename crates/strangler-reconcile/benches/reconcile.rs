@@ -53,7 +53,7 @@ fn table_sql(name: &str, n: i64) -> String {
          (((g * 7919) % 1000000) / 100.0)::numeric(12,2) AS total, g % 2 = 0 AS paid, \
          timestamptz '2024-01-01' + g * interval '60 ms' AS created_at, \
          'customer' || g || '@example.com' AS email \
-         FROM generate_series(1, {n}) g; ALTER TABLE {name} ADD PRIMARY KEY (id)"
+         FROM generate_series(1::bigint, {n}) g; ALTER TABLE {name} ADD PRIMARY KEY (id)"
     )
 }
 
@@ -178,11 +178,15 @@ async fn main() {
     let every = a.drift_every;
     sqlx::raw_sql(&format!(
         "UPDATE d_projection SET total = total + 1 WHERE id % {every} = 7; \
-         DELETE FROM d_projection WHERE id % {every} = 500 AND id % (3 * {every}) = 500; VACUUM ANALYZE"
+         DELETE FROM d_projection WHERE id % {every} = 500 AND id % (3 * {every}) = 500"
     ))
     .execute(&mut conn)
     .await
     .unwrap();
+    sqlx::raw_sql("VACUUM ANALYZE")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let (fast, slow) = run(&config(&url, "d_legacy", "d_projection"), true).await;
     line(
         &format!("drift 1 in {every} (uniform)"),

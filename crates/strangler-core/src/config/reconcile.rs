@@ -83,19 +83,21 @@ pub struct ReconcileSide {
     pub checksum: String,
 }
 
-/// 10,000 keys: one first-level chunk costs a few milliseconds to checksum on an indexed key.
+/// 256 keys: the first pass is one grouped scan however many chunks it returns, so small chunks
+/// are nearly free there and spare a second full pass when drift is spread thinly (measured in
+/// docs/BENCHMARKS.md, "Reconciliation").
 fn default_chunk_size() -> u64 {
-    10_000
+    256
 }
 
-/// 32, as data-diff: few round trips per level, few rows per leaf after two levels.
+/// 16: a 256-key chunk becomes leaves of 16 keys after one split.
 fn default_bisection_factor() -> u32 {
-    32
+    16
 }
 
-/// 64 rows: fetching them costs about one round trip, less than another level of checksums.
+/// 32 rows: fetching them costs less than another level of checksums.
 fn default_leaf_rows() -> u64 {
-    64
+    32
 }
 
 /// 6 places: exact for money (2 to 4 places) and below float noise for measurements.
@@ -238,5 +240,61 @@ pub(super) fn validate_all(all: &[ReconcileConfig], v: &mut Validator) {
                 "write `SELECT max(updated_at) FROM ...` without a trailing `;`",
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::Config;
+
+    const EXAMPLE: &str = r#"
+[legacy]
+url = "mysql://app@legacy-db/shop"
+
+[[reconcile]]
+name = "orders"
+columns = { id = "order_id" }
+updated_at_column = "updated_at"
+sensitive_columns = ["email"]
+
+[reconcile.legacy]
+query = "SELECT id, status, total, updated_at, email FROM orders"
+key = "id"
+
+[reconcile.projection]
+url = "postgres://strangler@read-db/read"
+query = "SELECT order_id, status, total, email FROM order_summary"
+key = "order_id"
+"#;
+
+    #[test]
+    fn an_example_parses_with_defaults() {
+        let c = Config::parse(EXAMPLE, Path::new("strangler.toml")).unwrap();
+        let r = &c.reconcile[0];
+        assert_eq!(r.name, "orders");
+        assert_eq!(r.legacy.url, None);
+        assert_eq!(r.projection.checksum, "auto");
+        assert_eq!(
+            (r.chunk_size, r.bisection_factor, r.leaf_rows),
+            (256, 16, 32)
+        );
+        assert_eq!(r.columns.get("id").map(String::as_str), Some("order_id"));
+    }
+
+    #[test]
+    fn unsafe_identifiers_and_unknown_modes_are_reported_together() {
+        let bad = EXAMPLE
+            .replace(r#"key = "id""#, r#"key = "id; DROP TABLE x""#)
+            .replace(
+                r#"key = "order_id""#,
+                "key = \"order_id\"\nchecksum = \"fast\"",
+            );
+        let err = Config::parse(&bad, Path::new("strangler.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reconcile[0].legacy.key"), "{err}");
+        assert!(err.contains("reconcile[0].projection.checksum"), "{err}");
     }
 }
