@@ -251,7 +251,7 @@ impl Relay {
             };
             // Complete the oldest batch when it is acknowledged, or wait for it when there is
             // nothing else to do (idle, full, or draining).
-            if !(front.pending.is_ready() || !read_any) {
+            if !front.pending.is_ready() && read_any {
                 continue;
             }
             let batch = queue.pop_front().expect("front exists");

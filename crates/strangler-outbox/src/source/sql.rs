@@ -166,8 +166,10 @@ mod tests {
 
     #[test]
     fn queries_quote_names_and_follow_retention() {
-        let mut cfg = OutboxConfig::default();
-        cfg.table = "legacy.outbox".into();
+        let mut cfg = OutboxConfig {
+            table: "legacy.outbox".into(),
+            ..OutboxConfig::default()
+        };
         cfg.columns.timestamp = Some("created_at".into());
         let q = read_query(Dialect::Postgres, &cfg);
         assert!(q.contains("FROM \"legacy\".\"outbox\""), "{q}");
