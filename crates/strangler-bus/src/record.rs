@@ -48,7 +48,10 @@ pub struct Record {
 impl Record {
     /// The first header with this name, as UTF-8 text.
     pub fn header_str(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|h| h.name == name).and_then(|h| std::str::from_utf8(&h.value).ok())
+        self.headers
+            .iter()
+            .find(|h| h.name == name)
+            .and_then(|h| std::str::from_utf8(&h.value).ok())
     }
 }
 

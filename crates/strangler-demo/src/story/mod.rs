@@ -195,6 +195,13 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
     let (proxy, _) = stack::proxy(&config, control.clone(), proxy_l, cancel.clone())?;
     let ledger = Ledger::follow(&proxy, CAPABILITY);
     let proxy_url = format!("http://{proxy_addr}");
+    let driver = traffic::Driver {
+        proxy: &proxy,
+        db: &legacy,
+        proxy_url: &proxy_url,
+        reads_per_write: opts.reads_per_write,
+        quiet: opts.quiet,
+    };
 
     let set = |to: Mode, reason: &str, force: bool| SetRequest {
         capability: CAPABILITY.into(),
@@ -217,17 +224,7 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
     .await
     .step("switching to shadow")?;
     wait_for_mode(&proxy, Mode::Shadow).await?;
-    let s1 = traffic::phase(
-        "baseline",
-        &proxy,
-        &legacy,
-        &mut rng,
-        &proxy_url,
-        opts.writes_per_phase / 2,
-        opts.reads_per_write,
-        opts.quiet,
-    )
-    .await?;
+    let s1 = traffic::phase(&driver, "baseline", &mut rng, opts.writes_per_phase / 2).await?;
     let baseline = ledger.snapshot();
     say(
         out,
@@ -258,17 +255,7 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
     let projector = stack::projector(read.clone(), control.clone(), &projection_dir).await?;
     stack::run_projector(projector.clone(), projector_cancel.clone());
     ledger.reset();
-    let s2 = traffic::phase(
-        "with bug",
-        &proxy,
-        &legacy,
-        &mut rng,
-        &proxy_url,
-        opts.writes_per_phase,
-        opts.reads_per_write,
-        opts.quiet,
-    )
-    .await?;
+    let s2 = traffic::phase(&driver, "with bug", &mut rng, opts.writes_per_phase).await?;
     let drift = ledger.snapshot();
     say(
         out,
@@ -344,17 +331,7 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
     .await
     .step("opening a new evidence window")?;
     ledger.reset();
-    let s3 = traffic::phase(
-        "after fix",
-        &proxy,
-        &legacy,
-        &mut rng,
-        &proxy_url,
-        opts.writes_per_phase,
-        opts.reads_per_write,
-        opts.quiet,
-    )
-    .await?;
+    let s3 = traffic::phase(&driver, "after fix", &mut rng, opts.writes_per_phase).await?;
     let fixed = ledger.snapshot();
     say(
         out,
@@ -406,17 +383,7 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
     .step("moving to canary")?;
     wait_for_mode(&proxy, Mode::Canary(25)).await?;
     ledger.reset();
-    let s4 = traffic::phase(
-        "canary 25%",
-        &proxy,
-        &legacy,
-        &mut rng,
-        &proxy_url,
-        opts.writes_per_phase / 2,
-        opts.reads_per_write,
-        opts.quiet,
-    )
-    .await?;
+    let s4 = traffic::phase(&driver, "canary 25%", &mut rng, opts.writes_per_phase / 2).await?;
     let canary = ledger.snapshot();
     say(
         out,
@@ -431,17 +398,7 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
         .await
         .step("moving to new")?;
     wait_for_mode(&proxy, Mode::New).await?;
-    let s5 = traffic::phase(
-        "new",
-        &proxy,
-        &legacy,
-        &mut rng,
-        &proxy_url,
-        opts.writes_per_phase / 3,
-        opts.reads_per_write,
-        opts.quiet,
-    )
-    .await?;
+    let s5 = traffic::phase(&driver, "new", &mut rng, opts.writes_per_phase / 3).await?;
     say(
         out,
         &format!(

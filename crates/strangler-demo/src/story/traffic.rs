@@ -23,18 +23,35 @@ pub struct PhaseStats {
     pub served_new: u64,
 }
 
-/// Interleaves `writes` legacy writes with `reads_per_write` client reads of random existing
-/// orders through the proxy at `proxy_url`.
+/// What every phase of traffic goes through.
+pub struct Driver<'a> {
+    /// The proxy (to wait for its mirror copies).
+    pub proxy: &'a strangler_proxy::Proxy,
+    /// The legacy database the writes go to.
+    pub db: &'a LegacyDb,
+    /// Where clients read.
+    pub proxy_url: &'a str,
+    /// Client reads per legacy write.
+    pub reads_per_write: u64,
+    /// Hide the progress bar.
+    pub quiet: bool,
+}
+
+/// Interleaves `writes` legacy writes with client reads of random existing orders through the
+/// proxy.
 pub async fn phase(
+    driver: &Driver<'_>,
     label: &str,
-    proxy: &strangler_proxy::Proxy,
-    db: &LegacyDb,
     rng: &mut StdRng,
-    proxy_url: &str,
     writes: u64,
-    reads_per_write: u64,
-    quiet: bool,
 ) -> Result<PhaseStats, DemoError> {
+    let Driver {
+        proxy,
+        db,
+        proxy_url,
+        reads_per_write,
+        quiet,
+    } = *driver;
     let bar = if quiet {
         ProgressBar::hidden()
     } else {
