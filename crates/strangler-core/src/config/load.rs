@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::locate::line_col;
 use super::{Config, Validator};
 
 /// One thing wrong with a configuration file, with where it is and how to fix it.
@@ -111,7 +112,7 @@ pub(super) fn load_str(
             });
         }
     };
-    let locate = |key: &str| locate_key(&doc, text, key);
+    let locate = |key: &str| super::locate::locate(&doc, text, key);
 
     let mut problems = Vec::new();
     let mut value: toml::Value = match toml::from_str(text) {
@@ -259,104 +260,4 @@ fn path_to_key(path: &str) -> String {
         }
     }
     out
-}
-
-enum Seg<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
-fn segments(key: &str) -> Vec<Seg<'_>> {
-    let mut out = Vec::new();
-    for part in key.split('.') {
-        let (name, rest) = part.split_once('[').map_or((part, ""), |(n, r)| (n, r));
-        if !name.is_empty() {
-            out.push(Seg::Key(name));
-        }
-        for idx in rest.split('[') {
-            if let Ok(i) = idx.trim_end_matches(']').parse() {
-                out.push(Seg::Index(i));
-            }
-        }
-    }
-    out
-}
-
-/// Finds the line and column of a key path in the parsed document, falling back to the deepest
-/// ancestor that exists (a missing key is reported where its table starts).
-fn locate_key(
-    doc: &toml_edit::ImDocument<String>,
-    text: &str,
-    key: &str,
-) -> Option<(usize, usize)> {
-    use toml_edit::{Item, Value};
-    let mut best = None;
-    let mut item: Option<&Item> = Some(doc.as_item());
-    let mut value: Option<&Value> = None;
-    for seg in segments(key) {
-        match (seg, item, value) {
-            (Seg::Key(k), Some(it), _) => {
-                let table = it.as_table_like()?;
-                let (k, child) = table.get_key_value(k)?;
-                best = k.span().or_else(|| child.span()).or(best);
-                match child {
-                    Item::Value(v) => {
-                        value = Some(v);
-                        item = None;
-                    }
-                    other => item = Some(other),
-                }
-            }
-            (Seg::Key(k), None, Some(Value::InlineTable(t))) => {
-                let (k, child) = t.get_key_value(k)?;
-                best = k.span().or_else(|| child.span()).or(best);
-                value = child.as_value();
-            }
-            (Seg::Index(i), Some(Item::ArrayOfTables(aot)), _) => {
-                let t = aot.get(i)?;
-                best = t.span().or(best);
-                // An `[[array]]` entry is a table, not a value: continue inside it.
-                return descend_table(t, text, key, best);
-            }
-            (Seg::Index(i), _, Some(Value::Array(arr))) => {
-                let v = arr.get(i)?;
-                best = v.span().or(best);
-                value = Some(v);
-                item = None;
-            }
-            _ => break,
-        }
-    }
-    best.map(|s| line_col(text, s.start))
-}
-
-/// Continues a lookup inside one `[[table]]` entry for the part of `key` after its index.
-fn descend_table(
-    table: &toml_edit::Table,
-    text: &str,
-    key: &str,
-    best: Option<std::ops::Range<usize>>,
-) -> Option<(usize, usize)> {
-    let rest = key
-        .split_once(']')
-        .map(|(_, r)| r.trim_start_matches('.'))
-        .unwrap_or("");
-    if rest.is_empty() {
-        return best.map(|s| line_col(text, s.start));
-    }
-    let first = rest.split(['.', '[']).next().unwrap_or(rest);
-    match table.get_key_value(first) {
-        Some((k, item)) => {
-            let span = k.span().or_else(|| item.span()).or(best);
-            span.map(|s| line_col(text, s.start))
-        }
-        None => best.map(|s| line_col(text, s.start)),
-    }
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }

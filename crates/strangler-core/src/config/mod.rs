@@ -6,6 +6,7 @@
 mod bus;
 mod capability;
 mod load;
+pub mod locate;
 mod outbox;
 mod projector;
 mod proxy;

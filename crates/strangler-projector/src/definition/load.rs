@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use super::Problem;
-use super::locate::{line_col, locate};
 use super::model::ProjectionDef;
 use super::validate::{validate, validate_set};
 use crate::{Error, Result};
+use strangler_core::config::locate::{line_col, locate};
 
 /// Parses and validates one projection file's text; `file` names it in problems.
 pub fn parse(text: &str, file: &Path) -> Result<ProjectionDef, Vec<Problem>> {

@@ -1,7 +1,6 @@
 //! Projection files: their shape, parsing and validation.
 
 mod load;
-mod locate;
 mod model;
 mod validate;
 

@@ -1,4 +1,5 @@
-//! Line and column of a key path such as `handler[2].sql` in a TOML document.
+//! Line and column of a key path such as `capability[2].rules` in a TOML document, shared by
+//! every file strangler validates (the configuration, projection definitions).
 
 use toml_edit::{ArrayOfTables, ImDocument, Item, TableLike, Value};
 
@@ -78,4 +79,24 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_keys_inside_arrays_of_tables_inline_tables_and_arrays() {
+        let text = "[store]\nurl = \"x\"\n\n[[capability]]\nname = \"a\"\n\n[[capability]]\nname = \"b\"\nroutes = [\"GET /a\", \"GET /b\"]\nlimits = { max = 3 }\n";
+        let doc = ImDocument::parse(text.to_string()).unwrap();
+        assert_eq!(locate(&doc, text, "store.url"), Some((2, 1)));
+        assert_eq!(locate(&doc, text, "capability[1].name"), Some((8, 1)));
+        assert_eq!(locate(&doc, text, "capability[1].routes[1]"), Some((9, 21)));
+        assert_eq!(
+            locate(&doc, text, "capability[1].limits.max"),
+            Some((10, 12))
+        );
+        // A key that is not in the file is reported where its deepest ancestor is.
+        assert_eq!(locate(&doc, text, "capability[1].rules"), Some((7, 1)));
+    }
 }
