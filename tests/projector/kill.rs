@@ -20,7 +20,10 @@ fn strangler_bin() -> PathBuf {
     if let Ok(p) = std::env::var("CARGO_BIN_EXE_strangler") {
         return PathBuf::from(p);
     }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/strangler");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let p = target.join("debug/strangler");
     assert!(
         p.exists(),
         "{} is missing: run `cargo build -p strangler-cli` first (deploy/test.sh does)",

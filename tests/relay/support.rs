@@ -494,7 +494,7 @@ pub(crate) fn write_config(
         &path,
         format!(
             "[legacy]\nurl = \"{legacy_url}\"\n\n[outbox]\nbatch_size = 500\nmax_in_flight = {max_in_flight}\npoll_interval_ms = 20\nretry_max_ms = 1000\n\n\
-             [bus]\nkind = \"kafka\"\n\n[bus.kafka]\nbrokers = \"{brokers}\"\n\n[telemetry]\nshutdown_grace_ms = 5000\n"
+             [bus]\nkind = \"kafka\"\n\n[bus.kafka]\nbrokers = \"{brokers}\"\n\n[telemetry]\nshutdown_grace_ms = 30000\n"
         ),
     )
     .unwrap();
