@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::locate::line_col;
+use super::locate::{line_col, path_to_key};
 use super::{Config, Validator};
 
 /// One thing wrong with a configuration file, with where it is and how to fix it.
@@ -241,23 +241,4 @@ fn interpolate(
         }
         _ => {}
     }
-}
-
-/// Turns serde's `a.0.b` paths into the `a[0].b` form problems use.
-fn path_to_key(path: &str) -> String {
-    let mut out = String::new();
-    for seg in path.split('.') {
-        if seg.is_empty() || seg == "?" {
-            continue;
-        }
-        if seg.chars().all(|c| c.is_ascii_digit()) {
-            out.push_str(&format!("[{seg}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(seg);
-        }
-    }
-    out
 }

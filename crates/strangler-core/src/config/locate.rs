@@ -73,6 +73,25 @@ fn segments(key: &str) -> Vec<Seg<'_>> {
     out
 }
 
+/// Turns serde's `a.0.b` paths into the `a[0].b` form problems use.
+pub fn path_to_key(path: &str) -> String {
+    let mut out = String::new();
+    for seg in path.split('.') {
+        if seg.is_empty() || seg == "?" {
+            continue;
+        }
+        if seg.chars().all(|c| c.is_ascii_digit()) {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(seg);
+        }
+    }
+    out
+}
+
 /// 1-based line and column of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];

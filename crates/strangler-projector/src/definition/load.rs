@@ -6,7 +6,7 @@ use super::Problem;
 use super::model::ProjectionDef;
 use super::validate::{validate, validate_set};
 use crate::{Error, Result};
-use strangler_core::config::locate::{line_col, locate};
+use strangler_core::config::locate::{line_col, locate, path_to_key};
 
 /// Parses and validates one projection file's text; `file` names it in problems.
 pub fn parse(text: &str, file: &Path) -> Result<ProjectionDef, Vec<Problem>> {
@@ -114,23 +114,4 @@ pub fn load_dir(dir: &Path) -> Result<Vec<(PathBuf, ProjectionDef)>> {
     } else {
         Err(Error::Definition(problems))
     }
-}
-
-/// Turns serde's `a.0.b` paths into the `a[0].b` form problems use.
-fn path_to_key(path: &str) -> String {
-    let mut out = String::new();
-    for seg in path.split('.') {
-        if seg.is_empty() || seg == "?" {
-            continue;
-        }
-        if seg.chars().all(|c| c.is_ascii_digit()) {
-            out.push_str(&format!("[{seg}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(seg);
-        }
-    }
-    out
 }
