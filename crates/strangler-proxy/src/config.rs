@@ -21,7 +21,7 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Parses `http://host:port/prefix`.
+    /// Parses `http://host:port/prefix` or `https://host:port/prefix`.
     pub fn parse(url: &str) -> Result<Upstream> {
         let bad = |reason: &str| Error::BadUpstream {
             url: url.to_owned(),
@@ -29,8 +29,8 @@ impl Upstream {
         };
         let uri: Uri = url.parse().map_err(|_| bad("not a URI"))?;
         let scheme = uri.scheme().cloned().ok_or_else(|| bad("no scheme"))?;
-        if scheme != Scheme::HTTP {
-            return Err(bad("only http:// upstreams are supported"));
+        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+            return Err(bad("only http:// and https:// upstreams are supported"));
         }
         let authority = uri.authority().cloned().ok_or_else(|| bad("no host"))?;
         let prefix = uri.path().trim_end_matches('/').to_owned();
@@ -88,6 +88,8 @@ pub struct Settings {
     pub new: Upstream,
     /// Capabilities in configuration order.
     pub caps: Vec<Capability>,
+    /// The PEM bundle of `proxy.tls_ca_file`, read once at start.
+    pub tls_ca_pem: Option<Vec<u8>>,
 }
 
 impl Settings {
@@ -95,6 +97,15 @@ impl Settings {
     pub fn from_config(config: &Config) -> Result<Settings> {
         let proxy = config.proxy.clone().ok_or(Error::NoProxySection)?;
         let legacy = Upstream::parse(&proxy.legacy_url)?;
+        let tls_ca_pem = match &proxy.tls_ca_file {
+            Some(path) => {
+                let full = config.resolve(path);
+                Some(std::fs::read(&full).map_err(|e| Error::Tls {
+                    reason: format!("reading proxy.tls_ca_file `{}`: {e}", full.display()),
+                })?)
+            }
+            None => None,
+        };
         let new = Upstream::parse(&proxy.new_url)?;
         let n = config.capabilities.len();
         let mut caps = Vec::with_capacity(n);
@@ -133,6 +144,7 @@ impl Settings {
             legacy,
             new,
             caps,
+            tls_ca_pem,
         })
     }
 }
@@ -148,7 +160,14 @@ mod tests {
             u.uri("/orders/1?x=1&y=%20").to_string(),
             "http://127.0.0.1:9000/api/orders/1?x=1&y=%20"
         );
-        assert!(Upstream::parse("https://x").is_err());
+        assert_eq!(
+            Upstream::parse("https://x/api")
+                .unwrap()
+                .uri("/a")
+                .to_string(),
+            "https://x/api/a"
+        );
+        assert!(Upstream::parse("ftp://x").is_err());
         assert!(Upstream::parse("nohost").is_err());
     }
 }

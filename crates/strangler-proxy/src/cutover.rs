@@ -1,6 +1,6 @@
 //! Per-capability cutover: the Rust API the CLI and the admin HTTP API call to show, change and
 //! audit serving modes, with promotion gates on the way towards the new path; and the check by
-//! which a running canary demotes itself when its gate breaks.
+//! which a capability in `canary` or `new` mode falls back to `shadow` when its gate breaks.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -199,48 +199,51 @@ pub async fn history(
     Ok(store.cutover_history(capability_name, limit).await?)
 }
 
-/// Demotes every canary whose gate broke to shadow, audited as [`PROXY_ACTOR`]. Several proxies
-/// may race; the version check lets exactly one record it.
-pub(crate) async fn check_canaries(proxy: &Proxy) {
+/// Demotes every capability in `canary` or `new` mode whose gate broke back to `shadow`, audited
+/// as [`PROXY_ACTOR`]. Shadow serves every client from legacy and keeps comparing, so the
+/// evidence for the next promotion gathers where the fall-back left off. Several proxies may
+/// race; the version check lets exactly one record it.
+pub(crate) async fn check_serving_gates(proxy: &Proxy) {
     let snap = proxy.modes.current();
     for c in &proxy.settings.caps {
         let m = snap.caps[c.index];
-        if !matches!(m.mode, Mode::Canary(_)) || m.killed || snap.all_killed {
+        if !matches!(m.mode, Mode::Canary(_) | Mode::New) || m.killed || snap.all_killed {
             continue;
         }
         let since = m.since.unwrap_or_else(epoch);
         let totals = match proxy.store.verdict_totals(&c.cfg.name, since).await {
             Ok(t) => t,
             Err(e) => {
-                tracing::warn!(capability = %c.name, error = %e, "reading verdict counts for the canary gate failed");
+                tracing::warn!(capability = %c.name, error = %e, "reading verdict counts for the serving gate failed");
                 continue;
             }
         };
-        let Some(report) = gate::demotion(&Evidence::from(&totals), &GatePolicy::from(&c.cfg))
+        let Some(report) = gate::demotion(&Evidence::serving(&totals), &GatePolicy::from(&c.cfg))
         else {
             continue;
         };
+        let stage = if m.mode == Mode::New { "new" } else { "canary" };
         let change = ModeChange {
             capability: c.cfg.name.clone(),
             to: Mode::Shadow,
             actor: PROXY_ACTOR.into(),
-            reason: format!("canary gate broke: {}", report.failures()),
+            reason: format!("{stage} gate broke: {}", report.failures()),
             forced: false,
             gate: serde_json::to_value(&report).ok(),
             expected_version: Some(m.version),
         };
         match proxy.store.cutover_set(&change).await {
             Ok(Some(_)) => {
-                metrics::counter!("strangler_proxy_canary_demotions_total", "capability" => c.name.to_string())
+                metrics::counter!("strangler_proxy_demotions_total", "capability" => c.name.to_string(), "from" => stage)
                     .increment(1);
-                tracing::warn!(capability = %c.name, from = %m.mode, failures = %report.failures(), "canary demoted to shadow");
+                tracing::warn!(capability = %c.name, from = %m.mode, failures = %report.failures(), "serving gate broke; demoted to shadow");
                 if let Err(e) = proxy.refresh_modes().await {
                     tracing::warn!(error = %e, "re-reading modes after a demotion failed");
                 }
             }
             Ok(None) => {} // another proxy (or an operator) changed it first
             Err(e) => {
-                tracing::warn!(capability = %c.name, error = %e, "demoting the canary failed")
+                tracing::warn!(capability = %c.name, error = %e, "demoting the capability failed")
             }
         }
     }

@@ -21,6 +21,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The TLS client for `https://` upstreams could not be set up.
+    #[error("setting up TLS to the upstreams: {reason}")]
+    Tls {
+        /// Why.
+        reason: String,
+    },
     /// A capability's rules file failed to load.
     #[error("loading the comparison rules of capability `{capability}`: {message}")]
     Rules {

@@ -1,8 +1,9 @@
-//! Forwarding to upstreams: a pooled keep-alive HTTP/1.1 client, hop-by-hop header removal
+//! Forwarding to upstreams: a pooled keep-alive HTTP/1.1 client (in clear or over TLS), hop-by-hop header removal
 //! (RFC 9110 section 7.6.1), bounded body collection, and a tee that copies a streamed body (up
 //! to a cap) for comparison while the client receives it unchanged.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -12,27 +13,64 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName};
 use http::{Request, Uri, Version};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use strangler_core::config::ProxyConfig;
 use tokio::sync::oneshot;
 
 use crate::error::ProxyError;
 
-/// The upstream client: pooled keep-alive connections, shared by every request.
-pub type Client = HyperClient<HttpConnector, Body>;
+/// The upstream client: pooled keep-alive connections, in clear or over TLS, shared by every
+/// request.
+pub type Client = HyperClient<HttpsConnector<HttpConnector>, Body>;
 
-/// Builds the upstream client.
-pub fn client(cfg: &ProxyConfig) -> Client {
+/// Builds the upstream client. `https://` upstreams are verified against the CAs in `ca_pem`
+/// (PEM), or against the system's trust store without it.
+pub fn client(cfg: &ProxyConfig, ca_pem: Option<&[u8]>) -> Result<Client, TlsError> {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.set_keepalive(Some(Duration::from_secs(60)));
     http.set_connect_timeout(Some(Duration::from_millis(cfg.upstream_timeout_ms)));
-    HyperClient::builder(TokioExecutor::new())
+    http.enforce_http(false);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match ca_pem {
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| TlsError(format!("reading a certificate: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| TlsError(format!("a CA certificate was refused: {e}")))?;
+            }
+            if roots.is_empty() {
+                return Err(TlsError("the CA file holds no certificate".into()));
+            }
+            let tls = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| TlsError(e.to_string()))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            builder.with_tls_config(tls)
+        }
+        None => builder
+            .with_provider_and_native_roots(provider)
+            .map_err(|e| TlsError(format!("loading the system's trust store: {e}")))?,
+    };
+    let https = builder.https_or_http().enable_http1().wrap_connector(http);
+    Ok(HyperClient::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_millis(cfg.pool_idle_timeout_ms))
-        .build(http)
+        .build(https))
 }
+
+/// Why the TLS side of the upstream client could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TlsError(String);
 
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -47,37 +85,56 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Removes hop-by-hop headers: the fixed list, any `Proxy-*`, and those `Connection` names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named.iter().chain(HOP_BY_HOP.iter()) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for n in named {
+            headers.remove(n);
+        }
+    }
+    for n in &HOP_BY_HOP {
         headers.remove(n);
     }
-    let proxy: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("proxy-"))
-        .cloned()
-        .collect();
-    for n in proxy {
-        headers.remove(n);
+    // Most messages carry no `Proxy-*` header: look before allocating.
+    if headers.keys().any(|k| k.as_str().starts_with("proxy-")) {
+        let proxy: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with("proxy-"))
+            .cloned()
+            .collect();
+        for n in proxy {
+            headers.remove(n);
+        }
     }
+}
+
+/// Readies a client's headers for an upstream: hop-by-hop headers removed, and `Host` removed so
+/// the client sets it from the upstream URI.
+pub fn upstream_headers(headers: &mut HeaderMap) {
+    strip_hop_by_hop(headers);
+    headers.remove(header::HOST);
 }
 
 /// The request to send upstream: same method and headers (hop-by-hop removed, `Host` set by the
 /// client from `uri`), HTTP/1.1.
 pub fn request(method: &http::Method, headers: &HeaderMap, uri: Uri, body: Body) -> Request<Body> {
+    let mut h = headers.clone();
+    upstream_headers(&mut h);
+    prepared(method.clone(), h, uri, body)
+}
+
+/// Like [`request`], with headers already readied by [`upstream_headers`] (no copy, no scan).
+pub fn prepared(method: http::Method, headers: HeaderMap, uri: Uri, body: Body) -> Request<Body> {
     let mut req = Request::new(body);
-    *req.method_mut() = method.clone();
+    *req.method_mut() = method;
     *req.uri_mut() = uri;
     *req.version_mut() = Version::HTTP_11;
-    let mut h = headers.clone();
-    strip_hop_by_hop(&mut h);
-    h.remove(header::HOST);
-    *req.headers_mut() = h;
+    *req.headers_mut() = headers;
     req
 }
 
@@ -133,11 +190,19 @@ pub async fn collect_capped(body: Body, cap: usize) -> Result<Collected, axum::E
             })));
         }
     }
+    Ok(Collected::Full(concat(chunks, len)))
+}
+
+/// One buffer of `chunks`; a body that came in one chunk is kept as it is, not copied.
+fn concat(mut chunks: Vec<Bytes>, len: usize) -> Bytes {
+    if chunks.len() <= 1 {
+        return chunks.pop().unwrap_or_default();
+    }
     let mut out = BytesMut::with_capacity(len);
     for c in chunks {
         out.extend_from_slice(&c);
     }
-    Ok(Collected::Full(out.freeze()))
+    out.freeze()
 }
 
 /// Chunks already read, then the rest of the body.
@@ -178,7 +243,8 @@ pub enum Captured {
 /// on `tx` when the body ends (or why not).
 pub struct TeeBody {
     inner: Body,
-    buf: Option<BytesMut>,
+    // The body's chunks (reference-counted, not copied) and their total length.
+    buf: Option<(Vec<Bytes>, usize)>,
     cap: usize,
     tx: Option<oneshot::Sender<Captured>>,
 }
@@ -187,10 +253,9 @@ impl TeeBody {
     /// Tees `inner`.
     pub fn new(inner: Body, cap: usize) -> (TeeBody, oneshot::Receiver<Captured>) {
         let (tx, rx) = oneshot::channel();
-        let hint = inner.size_hint().lower().min(cap as u64) as usize;
         let tee = TeeBody {
             inner,
-            buf: Some(BytesMut::with_capacity(hint)),
+            buf: Some((Vec::new(), 0)),
             cap,
             tx: Some(tx),
         };
@@ -205,7 +270,11 @@ impl TeeBody {
     }
 
     fn complete(&mut self) {
-        let body = self.buf.take().map(BytesMut::freeze).unwrap_or_default();
+        let body = self
+            .buf
+            .take()
+            .map(|(chunks, len)| concat(chunks, len))
+            .unwrap_or_default();
         self.finish(Captured::Complete(body));
     }
 }
@@ -222,11 +291,12 @@ impl HttpBody for TeeBody {
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(data), Some(buf)) = (frame.data_ref(), this.buf.as_mut()) {
-                    if buf.len() + data.len() > this.cap {
+                if let (Some(data), Some((chunks, len))) = (frame.data_ref(), this.buf.as_mut()) {
+                    if *len + data.len() > this.cap {
                         this.finish(Captured::TooLarge);
                     } else {
-                        buf.extend_from_slice(data);
+                        *len += data.len();
+                        chunks.push(data.clone());
                     }
                 }
                 // The server may stop polling once the body says it is done.

@@ -21,16 +21,18 @@ pub struct Freshness {
     budget_ms: u64,
     lag_ms: AtomicU64,
     lagging: AtomicBool,
+    lag_gauge: metrics::Gauge,
 }
 
 impl Freshness {
     /// Tracks a capability with this freshness budget.
     pub fn new(name: Arc<str>, budget_ms: u64) -> Self {
         Freshness {
-            name,
             budget_ms,
             lag_ms: AtomicU64::new(0),
             lagging: AtomicBool::new(false),
+            lag_gauge: metrics::gauge!("strangler_proxy_lag_ms", "capability" => name.to_string()),
+            name,
         }
     }
 
@@ -59,8 +61,7 @@ impl Freshness {
                 tracing::info!(capability = %self.name, lag_ms = lag, budget_ms = self.budget_ms, "projection back within its freshness budget");
             }
         }
-        metrics::gauge!("strangler_proxy_lag_ms", "capability" => self.name.to_string())
-            .set(lag as f64);
+        self.lag_gauge.set(lag as f64);
         Some(lag)
     }
 }

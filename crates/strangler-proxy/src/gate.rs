@@ -4,7 +4,8 @@
 //! Wilson 95% bound of its mismatch rate is within its budget, and the new path's error rate and
 //! p99 latency delta are within their limits. A running canary demotes itself when the evidence
 //! is confidently bad: the *lower* Wilson bound is over budget, so a handful of unlucky requests
-//! cannot flap it.
+//! cannot flap it. The same demotion rule moves a capability in `new` mode back, judged on its
+//! reverse comparisons and on the errors of the answers it served.
 
 use serde::Serialize;
 use strangler_core::config::CapabilityConfig;
@@ -65,6 +66,19 @@ impl From<&VerdictTotals> for Evidence {
             new_errors: n(t.new_errors),
             p99_delta_ms: t.p99_delta_ms,
         }
+    }
+}
+
+impl Evidence {
+    /// The evidence of a capability the new path serves (`canary`, `new`). In `new` mode only a
+    /// sample is compared (`new_compare_rate`), but every answer the new path served counts
+    /// towards its error rate: the requests it was asked are at least those it served plus
+    /// those it failed.
+    pub fn serving(t: &VerdictTotals) -> Self {
+        let mut e = Evidence::from(t);
+        let served = u64::try_from(t.served_new).unwrap_or(0);
+        e.requests = e.requests.max(served + e.new_errors);
+        e
     }
 }
 
@@ -293,5 +307,26 @@ mod tests {
         // Half of 60 answers differ: demote.
         let report = demotion(&evidence(60, 30), &policy()).expect("demotes");
         assert!(report.failures().contains("mismatch_rate_lower95"));
+    }
+
+    #[test]
+    fn in_new_mode_served_answers_count_towards_the_error_rate() {
+        let totals = |served_new, new_errors| VerdictTotals {
+            matches: 5,
+            served_new,
+            new_errors,
+            errors: new_errors,
+            ..VerdictTotals::default()
+        };
+        // 30 failures beside 5 compared answers would be 86%: in truth 30 of 10,030 served.
+        assert!(demotion(&Evidence::serving(&totals(10_000, 30)), &policy()).is_none());
+        let report = demotion(&Evidence::serving(&totals(1_000, 300)), &policy())
+            .expect("a 23% error rate demotes");
+        assert!(
+            report.failures().contains("error_rate_lower95"),
+            "{}",
+            report.failures()
+        );
+        assert_eq!(Evidence::serving(&totals(1_000, 300)).requests, 1_300);
     }
 }

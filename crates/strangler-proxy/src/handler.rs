@@ -14,12 +14,12 @@ use http::request::Parts;
 use http::{Method, StatusCode};
 use hyper::body::Body as HttpBody;
 use strangler_core::WriteSafety;
-use strangler_diff::{CompareInput, Side, Verdict, compare};
+use strangler_diff::{Side, Verdict};
 
 use crate::config::Capability;
 use crate::error::ProxyError;
 use crate::forward::{self, Collected, TeeBody};
-use crate::mirror::{self, Copy, Fetched, Served, Target};
+use crate::mirror::{self, AnswerRef, Copy, Fetched, Served, Target};
 use crate::modes::{self, Facts, Fallback, Plan, Serve};
 use crate::router::RouteMatch;
 use crate::ryw::client_id;
@@ -44,9 +44,10 @@ fn upstream_timeout(proxy: &Proxy) -> Duration {
 
 /// Streams a request to legacy and its answer back, unchanged apart from hop-by-hop headers.
 async fn pass_through(proxy: &Proxy, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let uri = proxy.settings.legacy.uri(path_and_query(&parts));
-    let up = forward::request(&parts.method, &parts.headers, uri, body);
+    forward::upstream_headers(&mut parts.headers);
+    let up = forward::prepared(parts.method, parts.headers, uri, body);
     match forward::send(&proxy.client, up, upstream_timeout(proxy)).await {
         Ok((resp, _)) => forward::respond(resp),
         Err(e) => forward::failure(e),
@@ -255,8 +256,16 @@ async fn serve_checked(proxy: &Arc<Proxy>, cap: usize, copy: Copy) -> Response {
     let timeout = upstream_timeout(proxy);
     let max = c.cfg.max_body_bytes;
     let (legacy, new) = tokio::join!(
-        mirror::fetch(proxy, &proxy.settings.legacy, &copy, &[], timeout, max),
-        mirror::fetch(proxy, &proxy.settings.new, &copy, &[], timeout, max),
+        mirror::fetch(
+            proxy,
+            &proxy.settings.legacy,
+            &copy,
+            &[],
+            None,
+            timeout,
+            max
+        ),
+        mirror::fetch(proxy, &proxy.settings.new, &copy, &[], None, timeout, max),
     );
     let legacy = match legacy {
         Ok(l) => l,
@@ -290,14 +299,18 @@ async fn serve_checked(proxy: &Arc<Proxy>, cap: usize, copy: Copy) -> Response {
         stats.skip(Skip::TooLarge);
         return serve_legacy(legacy);
     };
-    let l = mirror::answer(legacy.status, &legacy.headers, lb);
-    let n = mirror::answer(new.status, &new.headers, nb);
-    let verdict = compare(
-        CompareInput {
-            legacy: &l,
-            candidate: &n,
-            candidate_watermark: crate::freshness::watermark_of(&new.headers),
+    let verdict = mirror::judge(
+        AnswerRef {
+            status: legacy.status,
+            headers: &legacy.headers,
+            body: lb,
         },
+        AnswerRef {
+            status: new.status,
+            headers: &new.headers,
+            body: nb,
+        },
+        crate::freshness::watermark_of(&new.headers),
         &c.rules,
     )
     .verdict;

@@ -13,7 +13,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use chrono::Utc;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use strangler_diff::{CompareInput, HttpAnswer, Side, Verdict, compare};
+use strangler_diff::{CompareInput, Comparison, HttpAnswer, RuleSet, Side, Verdict, compare};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -125,6 +125,7 @@ pub async fn fetch(
     to: &Upstream,
     copy: &Copy,
     extra: &[(HeaderName, HeaderValue)],
+    shadow: Option<&HeaderValue>,
     timeout: Duration,
     cap: usize,
 ) -> Result<Fetched, ProxyError> {
@@ -136,6 +137,10 @@ pub async fn fetch(
     );
     for (k, v) in extra {
         req.headers_mut().insert(k.clone(), v.clone());
+    }
+    if let Some(v) = shadow {
+        req.headers_mut()
+            .insert(HeaderName::from_static(SHADOW_HEADER), v.clone());
     }
     let deadline = Instant::now() + timeout;
     let (resp, latency) = forward::send(&proxy.client, req, timeout).await?;
@@ -167,6 +172,66 @@ pub fn answer(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> HttpAnsw
             .collect(),
         body: body.to_vec(),
     }
+}
+
+/// One side's answer as the judge sees it, borrowed.
+#[derive(Clone, Copy)]
+pub struct AnswerRef<'a> {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: &'a HeaderMap,
+    /// Body.
+    pub body: &'a Bytes,
+}
+
+/// Whether two answers are the same to a client as far as `rules` look: same status (not a
+/// server error, which is judged as an error), same values of every compared header, same body
+/// bytes. Rules only ever forgive differences, so identical answers need no parsing.
+pub fn identical(legacy: AnswerRef<'_>, candidate: AnswerRef<'_>, rules: &RuleSet) -> bool {
+    legacy.status == candidate.status
+        && !legacy.status.is_server_error()
+        && legacy.body == candidate.body
+        && rules.headers().iter().all(|name| {
+            legacy
+                .headers
+                .get_all(name.as_str())
+                .iter()
+                .eq(candidate.headers.get_all(name.as_str()).iter())
+        })
+}
+
+/// Judges a pair of answers: byte-identical ones match without parsing, the others go through
+/// `strangler-diff` with the capability's rules.
+pub fn judge(
+    legacy: AnswerRef<'_>,
+    candidate: AnswerRef<'_>,
+    watermark: Option<strangler_diff::Watermark>,
+    rules: &RuleSet,
+) -> Comparison {
+    if identical(legacy, candidate, rules) {
+        return Comparison {
+            capability: rules.capability().unwrap_or_default().to_owned(),
+            verdict: Verdict::Match,
+            differences: Vec::new(),
+            fingerprints: Vec::new(),
+            forgiven: Default::default(),
+            hidden_leaves: Default::default(),
+            total_leaves: 0,
+            hidden_share: 0.0,
+            text_diff: None,
+        };
+    }
+    let l = answer(legacy.status, legacy.headers, legacy.body);
+    let c = answer(candidate.status, candidate.headers, candidate.body);
+    compare(
+        CompareInput {
+            legacy: &l,
+            candidate: &c,
+            candidate_watermark: watermark,
+        },
+        rules,
+    )
 }
 
 /// Whether a difference may be the new path's lag: it says it lags, or it reports a watermark.
@@ -218,25 +283,30 @@ async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, ta
     let timeout = Duration::from_millis(c.cfg.mirror_timeout_ms);
     let deadline = Instant::now() + timeout;
     let cap_bytes = c.cfg.max_body_bytes;
-    let shadow = HeaderValue::from_str(&format!("{}/{id}", c.name))
-        .ok()
-        .map(|v| (HeaderName::from_static(SHADOW_HEADER), v));
-    let mut extra = proxy.mirror_headers.clone();
-    extra.extend(shadow.clone());
+    let shadow = HeaderValue::from_str(&format!("{}/{id}", c.name)).ok();
+    let shadow = shadow.as_ref();
     let upstream = match target {
         Target::New => &proxy.settings.new,
         Target::Sandbox => c.sandbox.as_ref().unwrap_or(&proxy.settings.new),
         Target::Legacy => &proxy.settings.legacy,
     };
     // Legacy is told the copy is a shadow, but the header and host rewrites are for the new side.
-    let legacy_extra: Vec<_> = shadow.into_iter().collect();
+    let rewrites: &[_] = &proxy.mirror_headers;
     let mirrored_extra: &[_] = if target == Target::Legacy {
-        &legacy_extra
+        &[]
     } else {
-        &extra
+        rewrites
     };
     let (other, served_body) = tokio::join!(
-        fetch(proxy, upstream, &copy, mirrored_extra, timeout, cap_bytes),
+        fetch(
+            proxy,
+            upstream,
+            &copy,
+            mirrored_extra,
+            shadow,
+            timeout,
+            cap_bytes
+        ),
         tokio::time::timeout_at(deadline, served.body),
     );
     let served_body = match served_body {
@@ -246,7 +316,6 @@ async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, ta
         Ok(Ok(Captured::Aborted)) | Ok(Err(_)) => return stats.skip(Skip::ClientAborted),
         Err(_) => return stats.skip(Skip::Deadline),
     };
-    let served_answer = answer(served.status, &served.headers, &served_body);
     let other_side = if served.side == Serve::Legacy {
         Side::Candidate
     } else {
@@ -264,36 +333,36 @@ async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, ta
         }
     };
     let other_body = match &other.body {
-        Collected::Full(b) => b.clone(),
+        Collected::Full(b) => b,
         Collected::TooLarge(_) => return stats.skip(Skip::TooLarge),
     };
-    let other_answer = answer(other.status, &other.headers, &other_body);
-    let (legacy, candidate, cand_headers) = match served.side {
+    let served_answer = AnswerRef {
+        status: served.status,
+        headers: &served.headers,
+        body: &served_body,
+    };
+    let other_answer = AnswerRef {
+        status: other.status,
+        headers: &other.headers,
+        body: other_body,
+    };
+    let (legacy, candidate) = match served.side {
         Serve::Legacy => {
             stats.legacy_latency(served.latency);
             stats.new_latency(other.latency);
-            (served_answer, other_answer, &other.headers)
+            (served_answer, other_answer)
         }
         Serve::New => {
             stats.legacy_latency(other.latency);
             stats.new_latency(served.latency);
-            (other_answer, served_answer, &served.headers)
+            (other_answer, served_answer)
         }
     };
+    let cand_headers = candidate.headers;
     if target != Target::Sandbox {
         proxy.fresh[cap].observe(cand_headers, Utc::now());
     }
-    let judge = |legacy: &HttpAnswer, candidate: &HttpAnswer, headers: &HeaderMap| {
-        compare(
-            CompareInput {
-                legacy,
-                candidate,
-                candidate_watermark: watermark_of(headers),
-            },
-            &c.rules,
-        )
-    };
-    let first = judge(&legacy, &candidate, cand_headers);
+    let first = judge(legacy, candidate, watermark_of(cand_headers), &c.rules);
     let mut verdict = first.verdict;
     let differs = matches!(verdict, Verdict::Mismatch | Verdict::Stale { .. });
     let settle = Duration::from_millis(c.cfg.settle_ms);
@@ -312,12 +381,13 @@ async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, ta
         };
         let left = deadline.saturating_duration_since(Instant::now());
         let (retry, legacy_again) = tokio::join!(
-            fetch(proxy, to, &copy, &extra, left, cap_bytes),
+            fetch(proxy, to, &copy, rewrites, shadow, left, cap_bytes),
             fetch(
                 proxy,
                 &proxy.settings.legacy,
                 &copy,
-                &legacy_extra,
+                &[],
+                shadow,
                 left,
                 cap_bytes
             ),
@@ -338,8 +408,20 @@ async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, ta
         ) = (retry, legacy_again)
         {
             proxy.fresh[cap].observe(&headers, Utc::now());
-            let fresh_legacy = answer(legacy_status, &legacy_headers, &legacy_body);
-            let second = judge(&fresh_legacy, &answer(status, &headers, &body), &headers);
+            let second = judge(
+                AnswerRef {
+                    status: legacy_status,
+                    headers: &legacy_headers,
+                    body: &legacy_body,
+                },
+                AnswerRef {
+                    status,
+                    headers: &headers,
+                    body: &body,
+                },
+                watermark_of(&headers),
+                &c.rules,
+            );
             verdict = match second.verdict {
                 Verdict::Match | Verdict::Stale { .. } => Verdict::Stale {
                     legacy_changed_at: String::new(),

@@ -1,4 +1,4 @@
-//! The running proxy: shared state, background loops (mode poll, stats flush and canary
+//! The running proxy: shared state, background loops (mode poll, stats flush and serving
 //! gates), serving on a listener, and draining on shutdown.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -97,8 +97,14 @@ impl Proxy {
             std::process::id(),
             rand::random::<u32>()
         );
+        let client =
+            forward::client(&settings.proxy, settings.tls_ca_pem.as_deref()).map_err(|e| {
+                crate::Error::Tls {
+                    reason: e.to_string(),
+                }
+            })?;
         Ok(Arc::new(Proxy {
-            client: forward::client(&settings.proxy),
+            client,
             modes: Arc::new(ModeTable::new(
                 settings.caps.iter().map(|c| c.cfg.name.clone()).collect(),
             )),
@@ -224,7 +230,7 @@ impl Proxy {
                         metrics::counter!("strangler_proxy_stats_flush_errors_total").increment(1);
                         tracing::warn!(error = %e, "writing verdict counts failed; retrying next tick");
                     }
-                    crate::cutover::check_canaries(&me).await;
+                    crate::cutover::check_serving_gates(&me).await;
                 }
             }
             .instrument(tracing::info_span!("stats_flush")),

@@ -67,6 +67,7 @@ impl Skip {
 /// Counters of one capability.
 pub struct CapStats {
     name: Arc<str>,
+    metrics: CapMetrics,
     matches: AtomicU64,
     mismatches: AtomicU64,
     stale: AtomicU64,
@@ -132,6 +133,38 @@ impl CapCounters {
     }
 }
 
+/// The capability's Prometheus counters, registered once: looking a labelled counter up by name
+/// (and allocating its label) on every request cost more than the counting itself.
+struct CapMetrics {
+    verdicts: [metrics::Counter; 4],
+    skipped: [metrics::Counter; Skip::ALL.len()],
+    fallbacks: [metrics::Counter; Fallback::ALL.len()],
+}
+
+impl CapMetrics {
+    fn new(name: &str) -> Self {
+        let verdict = |v: &'static str| {
+            metrics::counter!("strangler_proxy_verdicts_total",
+                "capability" => name.to_owned(), "verdict" => v)
+        };
+        CapMetrics {
+            verdicts: ["match", "mismatch", "stale", "error"].map(verdict),
+            skipped: Skip::ALL.map(|s| {
+                let metric = if s.is_drop() {
+                    "strangler_proxy_mirror_dropped_total"
+                } else {
+                    "strangler_proxy_mirror_skipped_total"
+                };
+                metrics::counter!(metric, "capability" => name.to_owned(), "reason" => s.as_str())
+            }),
+            fallbacks: Fallback::ALL.map(|f| {
+                metrics::counter!("strangler_proxy_fallback_total",
+                    "capability" => name.to_owned(), "reason" => f.as_str())
+            }),
+        }
+    }
+}
+
 fn ms(us: Option<u64>) -> Option<f64> {
     us.map(|u| u as f64 / 1000.0)
 }
@@ -140,6 +173,7 @@ impl CapStats {
     /// Empty counters for a capability.
     pub fn new(name: Arc<str>) -> Self {
         CapStats {
+            metrics: CapMetrics::new(&name),
             name,
             matches: AtomicU64::new(0),
             mismatches: AtomicU64::new(0),
@@ -158,15 +192,15 @@ impl CapStats {
 
     /// Counts one comparison's verdict.
     pub fn verdict(&self, v: &Verdict) {
-        let counter = match v {
-            Verdict::Match => &self.matches,
-            Verdict::Mismatch => &self.mismatches,
-            Verdict::Stale { .. } => &self.stale,
+        let (counter, i) = match v {
+            Verdict::Match => (&self.matches, 0),
+            Verdict::Mismatch => (&self.mismatches, 1),
+            Verdict::Stale { .. } => (&self.stale, 2),
             Verdict::Error { side, .. } => {
                 if matches!(side, Side::Candidate | Side::Both) {
                     self.new_errors.fetch_add(1, Relaxed);
                 }
-                &self.errors
+                (&self.errors, 3)
             }
             Verdict::Skipped { .. } => {
                 self.skip(Skip::ServedFailed);
@@ -174,29 +208,19 @@ impl CapStats {
             }
         };
         counter.fetch_add(1, Relaxed);
-        metrics::counter!("strangler_proxy_verdicts_total",
-            "capability" => self.name.to_string(), "verdict" => v.as_str())
-        .increment(1);
+        self.metrics.verdicts[i].increment(1);
     }
 
     /// Counts a skipped comparison or dropped mirror copy.
     pub fn skip(&self, s: Skip) {
         self.skipped[s as usize].fetch_add(1, Relaxed);
-        let name = if s.is_drop() {
-            "strangler_proxy_mirror_dropped_total"
-        } else {
-            "strangler_proxy_mirror_skipped_total"
-        };
-        metrics::counter!(name, "capability" => self.name.to_string(), "reason" => s.as_str())
-            .increment(1);
+        self.metrics.skipped[s as usize].increment(1);
     }
 
     /// Counts a request served by legacy instead of the new path.
     pub fn fallback(&self, f: Fallback) {
         self.fallbacks[f as usize].fetch_add(1, Relaxed);
-        metrics::counter!("strangler_proxy_fallback_total",
-            "capability" => self.name.to_string(), "reason" => f.as_str())
-        .increment(1);
+        self.metrics.fallbacks[f as usize].increment(1);
     }
 
     /// Counts a request served by the new path.

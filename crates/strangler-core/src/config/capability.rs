@@ -250,7 +250,7 @@ pub(super) fn validate_all(caps: &[CapabilityConfig], v: &mut Validator) {
         v.at_least(&key("max_body_bytes"), c.max_body_bytes as u64, 1);
         v.at_least(&key("min_sample"), c.min_sample, 1);
         if let Some(url) = &c.sandbox_url {
-            v.url(&key("sandbox_url"), url, &["http"]);
+            v.url(&key("sandbox_url"), url, &["http", "https"]);
         }
         if let Some(param) = &c.canary_key_param {
             let needle = format!("{{{param}}}");

@@ -1,6 +1,7 @@
 //! `[proxy]` and `[admin]`: the shadow proxy's listener and upstreams, and the admin API.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -12,10 +13,14 @@ pub struct ProxyConfig {
     /// Address clients connect to.
     #[serde(default = "default_proxy_listen")]
     pub listen: String,
-    /// The legacy read API, for example `http://legacy.internal:8080`.
+    /// The legacy read API, for example `http://legacy.internal:8080` or `https://...`.
     pub legacy_url: String,
-    /// The new read path (strangler's read API, or your own service).
+    /// The new read path (strangler's read API, or your own service), `http://` or `https://`.
     pub new_url: String,
+    /// PEM file of the certificate authorities trusted for `https://` upstreams (legacy, new,
+    /// sandboxes), relative to this file; without it, the system's trust store.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
     /// How often the proxy re-reads cutover modes from the store.
     #[serde(default = "default_poll_ms")]
     pub mode_poll_ms: u64,
@@ -92,9 +97,22 @@ fn default_poll_ms() -> u64 {
 impl ProxyConfig {
     pub(super) fn validate(&self, v: &mut Validator) {
         v.listen_addr("proxy.listen", &self.listen);
-        // Upstreams are spoken to in plain HTTP/1.1; TLS belongs to a sidecar or the mesh.
-        v.url("proxy.legacy_url", &self.legacy_url, &["http"]);
-        v.url("proxy.new_url", &self.new_url, &["http"]);
+        // Upstreams are spoken to in HTTP/1.1, in clear or over TLS.
+        v.url("proxy.legacy_url", &self.legacy_url, &["http", "https"]);
+        v.url("proxy.new_url", &self.new_url, &["http", "https"]);
+        if let Some(ca) = &self.tls_ca_file {
+            v.existing_file("proxy.tls_ca_file", ca);
+            let full = v.base_dir().join(ca);
+            if let Ok(text) = std::fs::read_to_string(&full)
+                && !text.contains("-----BEGIN CERTIFICATE-----")
+            {
+                v.problem(
+                    "proxy.tls_ca_file",
+                    format!("`{}` holds no PEM certificate", full.display()),
+                    "point it at a PEM bundle of CA certificates (-----BEGIN CERTIFICATE-----)",
+                );
+            }
+        }
         v.at_least("proxy.mode_poll_ms", self.mode_poll_ms, 10);
         v.at_least("proxy.stats_flush_ms", self.stats_flush_ms, 100);
         v.at_least("proxy.upstream_timeout_ms", self.upstream_timeout_ms, 1);
