@@ -5,6 +5,7 @@
 
 mod bus;
 mod capability;
+mod contracts;
 mod load;
 pub mod locate;
 mod outbox;
@@ -17,6 +18,9 @@ mod validate;
 
 pub use bus::{BusConfig, BusKind, KafkaConfig};
 pub use capability::{CapabilityConfig, RouteSpec};
+pub use contracts::{
+    ContractsConfig, RelayContractPolicy, SchemaRegistryConfig, SubjectNaming, UncoveredPolicy,
+};
 pub use load::{ConfigError, Problem};
 pub use outbox::{
     BadRowPolicy, LegacyConfig, OutboxColumns, OutboxConfig, OutboxRetention, OutboxValue,
@@ -70,6 +74,9 @@ pub struct Config {
     /// Table-to-table reconciliations of projections against legacy (`strangler reconcile`).
     #[serde(default)]
     pub reconcile: Vec<ReconcileConfig>,
+    /// Event contracts: versioned schemas, validation and upcasting (docs/contracts.md).
+    #[serde(default)]
+    pub contracts: Option<ContractsConfig>,
 
     /// The file this configuration was read from; relative paths inside it resolve from its folder.
     #[serde(skip)]
@@ -131,5 +138,8 @@ impl Config {
         }
         self.telemetry.validate(v);
         reconcile::validate_all(&self.reconcile, v);
+        if let Some(contracts) = &self.contracts {
+            contracts.validate(v);
+        }
     }
 }
