@@ -53,6 +53,8 @@ pub enum Command {
     Cutover(CutoverCommand),
     /// Print the shadow comparison report of a capability.
     Report(ReportArgs),
+    /// Serve the admin API and dashboard without a proxy (reads and changes the store).
+    Admin(AdminArgs),
     /// Compare legacy tables with a projection and optionally repair the drift.
     Reconcile(ReconcileArgs),
     /// Run the whole migration story on the embedded default (SQLite, built-in log).
@@ -226,6 +228,13 @@ pub enum CutoverCommand {
         /// The capability.
         capability: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Listen address (overrides admin.listen).
+    #[arg(long)]
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Args)]

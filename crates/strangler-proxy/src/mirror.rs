@@ -445,6 +445,22 @@ async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, ta
             capability: c.name.clone(),
             request: format!("{} {}", copy.method, copy.path_and_query),
             comparison,
+            exchange: Some(Arc::new(crate::observe::Exchange {
+                method: copy.method.clone(),
+                path_and_query: copy.path_and_query.clone(),
+                request_headers: copy.headers.clone(),
+                request_body: copy.body.clone(),
+                legacy: crate::observe::Answer {
+                    status: legacy.status,
+                    headers: legacy.headers.clone(),
+                    body: legacy.body.clone(),
+                },
+                candidate: crate::observe::Answer {
+                    status: candidate.status,
+                    headers: candidate.headers.clone(),
+                    body: candidate.body.clone(),
+                },
+            })),
         }));
     }
 }

@@ -1,9 +1,16 @@
-//! A feed of judged comparisons for observers in the same process (the demo's ledger; later the
-//! mismatch store). A broadcast channel: a slow observer loses the oldest observations and is
-//! told how many (`RecvError::Lagged`); it never slows a mirror task or the client.
+//! A feed of judged comparisons for observers in the same process (the demo's ledger, the
+//! mismatch store in `strangler-admin`). A broadcast channel: a slow observer loses the oldest
+//! observations and is told how many (`RecvError::Lagged`); it never slows a mirror task or the
+//! client.
+//!
+//! Observations carry the request and both answers as they were, unredacted: an observer that
+//! stores anything must redact first (`strangler_admin::privacy`). Bodies are `Bytes`, so a copy
+//! costs reference counts, and nothing is built unless someone subscribed.
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
 use strangler_diff::Comparison;
 use tokio::sync::broadcast;
 
@@ -19,6 +26,36 @@ pub struct Observation {
     pub request: String,
     /// The comparison, with the final verdict (after a lag re-ask, if one happened).
     pub comparison: Comparison,
+    /// The request and both answers the comparison judged (the first pair, before any re-ask).
+    pub exchange: Option<Arc<Exchange>>,
+}
+
+/// The request and the two answers behind an observation.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// Method.
+    pub method: Method,
+    /// Path and query as the client sent them.
+    pub path_and_query: String,
+    /// The client's request headers.
+    pub request_headers: HeaderMap,
+    /// The client's request body.
+    pub request_body: Bytes,
+    /// Legacy's answer (the reference).
+    pub legacy: Answer,
+    /// The new path's answer (the candidate).
+    pub candidate: Answer,
+}
+
+/// One side's answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
 }
 
 pub(crate) fn channel() -> broadcast::Sender<Arc<Observation>> {

@@ -46,7 +46,29 @@ pub async fn run(global: &GlobalArgs, args: &ProxyArgs) -> anyhow::Result<ExitCo
         .refresh_modes()
         .await
         .context("reading cutover modes from the store")?;
-    let background = proxy.spawn_background();
+    let mut background = proxy.spawn_background();
+    // The mismatch store and the admin API (strangler-admin), beside the proxy.
+    background.extend(
+        strangler_admin::service::start_recorder(
+            &config,
+            store.clone(),
+            &proxy,
+            shutdown.token.clone(),
+        )
+        .context("starting the mismatch store")?,
+    );
+    if let Some((_, admin)) = strangler_admin::service::start_admin(
+        &config,
+        store.clone(),
+        Some(proxy.clone()),
+        None,
+        shutdown.token.clone(),
+    )
+    .await
+    .context("starting the admin API")?
+    {
+        background.push(admin);
+    }
     let listener = TcpListener::bind(&listen)
         .await
         .with_context(|| format!("binding the proxy listener on {listen}"))?;

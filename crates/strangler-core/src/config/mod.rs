@@ -3,6 +3,7 @@
 //! Loading reports every problem at once, each with the file, the key, the line and the fix, so a
 //! user fixes a file in one pass. Unknown keys are errors. Each section lives in its own module.
 
+mod admin;
 mod bus;
 mod capability;
 mod contracts;
@@ -26,7 +27,11 @@ pub use outbox::{
     BadRowPolicy, LegacyConfig, OutboxColumns, OutboxConfig, OutboxRetention, OutboxValue,
 };
 pub use projector::{ProjectionsConfig, ServeConfig};
-pub use proxy::{AdminConfig, AdminRole, AdminToken, ProxyConfig};
+pub use admin::{
+    ALWAYS_SENSITIVE_HEADERS, AdminConfig, AdminRole, AdminToken, MismatchCapabilityConfig,
+    MismatchConfig, Redaction,
+};
+pub use proxy::ProxyConfig;
 pub use reconcile::{ReconcileConfig, ReconcileSide};
 pub use store::StoreConfig;
 pub use telemetry::{LogFormat, TelemetryConfig};
@@ -68,6 +73,9 @@ pub struct Config {
     /// The authenticated admin API and dashboard.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
+    /// The mismatch store and its privacy rules.
+    #[serde(default)]
+    pub mismatches: MismatchConfig,
     /// Logging and metrics.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
@@ -136,6 +144,7 @@ impl Config {
         if let Some(admin) = &self.admin {
             admin.validate(v);
         }
+        self.mismatches.validate(&self.capabilities, v);
         self.telemetry.validate(v);
         reconcile::validate_all(&self.reconcile, v);
         if let Some(contracts) = &self.contracts {

@@ -1,4 +1,4 @@
-//! `[proxy]` and `[admin]`: the shadow proxy's listener and upstreams, and the admin API.
+//! `[proxy]`: the shadow proxy's listener and upstreams (`[admin]` lives in `admin.rs`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -144,56 +144,4 @@ fn http_token(name: &str) -> Option<&str> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
     .then_some(name)
-}
-
-/// The admin API and web dashboard, on a listener of their own.
-#[derive(Debug, Clone, Deserialize)]
-pub struct AdminConfig {
-    /// Address to listen on; keep it off the public interface.
-    #[serde(default = "default_admin_listen")]
-    pub listen: String,
-    /// Bearer tokens and their roles.
-    #[serde(default)]
-    pub tokens: Vec<AdminToken>,
-}
-
-/// One bearer token.
-#[derive(Debug, Clone, Deserialize)]
-pub struct AdminToken {
-    /// Who holds it; recorded in the audit trail.
-    pub name: String,
-    /// The secret; write `${ENV_VAR}` rather than the value itself.
-    pub token: String,
-    /// `viewer` reads; `operator` also changes modes and triages.
-    pub role: AdminRole,
-}
-
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AdminRole {
-    /// Read capabilities, counters, reports.
-    Viewer,
-    /// Also change cutover modes and triage fingerprints.
-    Operator,
-}
-
-/// 9090, apart from the client-facing proxy port.
-fn default_admin_listen() -> String {
-    "127.0.0.1:9090".into()
-}
-
-impl AdminConfig {
-    pub(super) fn validate(&self, v: &mut Validator) {
-        v.listen_addr("admin.listen", &self.listen);
-        for (i, t) in self.tokens.iter().enumerate() {
-            if t.token.len() < 16 {
-                v.problem(
-                    format!("admin.tokens[{i}].token"),
-                    format!("token of `{}` is shorter than 16 characters", t.name),
-                    "use a long random secret, for example from `openssl rand -hex 32`",
-                );
-            }
-        }
-    }
 }
