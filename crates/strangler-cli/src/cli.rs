@@ -57,6 +57,9 @@ pub enum Command {
     Admin(AdminArgs),
     /// Compare legacy tables with a projection and optionally repair the drift.
     Reconcile(ReconcileArgs),
+    /// Event contracts: list them, check compatibility between versions, verify real events.
+    #[command(subcommand)]
+    Contracts(crate::cmd::contracts::ContractsCommand),
     /// Run the whole migration story on the embedded default (SQLite, built-in log).
     Demo(DemoArgs),
     /// Apply strangler's migrations to the store and the read store.

@@ -7,9 +7,19 @@ use std::time::Duration;
 
 use serde::Serialize;
 use strangler_bus::debezium::{self, Format};
-use strangler_bus::{Consumer, Record};
+use strangler_bus::{Consumer, Record, StartOffsets};
 
 use crate::registry::{EventRef, Registry};
+
+/// Start offsets for a sample: nothing is claimed; the caller assigns explicit offsets.
+pub struct NoClaim;
+
+#[async_trait::async_trait]
+impl StartOffsets for NoClaim {
+    async fn start_offset(&self, _: &str, _: i32) -> strangler_bus::Result<Option<i64>> {
+        Ok(None)
+    }
+}
 
 /// What checking one record found.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,6 +12,7 @@
 //! rows again on restart. Per-aggregate order holds because the key is the aggregate id.
 
 mod backoff;
+pub mod contracts;
 mod dead_letter;
 mod error;
 mod lease;

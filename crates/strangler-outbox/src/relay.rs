@@ -48,6 +48,7 @@ pub struct Relay {
     cfg: OutboxConfig,
     sink: Sink,
     opts: RelayOptions,
+    pub(crate) contracts: Option<std::sync::Arc<crate::contracts::RelayContracts>>,
 }
 
 /// A batch handed to the bus and not yet completed in the outbox.
@@ -82,6 +83,7 @@ impl Relay {
             cfg,
             sink,
             opts,
+            contracts: None,
         }
     }
 
@@ -159,7 +161,13 @@ impl Relay {
         let mut done = Vec::with_capacity(rows.len());
         let mut bad = Vec::new();
         for row in rows {
-            match to_record(&row, &self.cfg) {
+            let (outcome, contract_stop) = crate::contracts::screen(
+                self.contracts.as_deref(),
+                &self.cfg.table,
+                &row,
+                to_record(&row, &self.cfg),
+            );
+            match outcome {
                 RowOutcome::Publish(rec) => {
                     records.push(rec);
                     done.push(Cursor {
@@ -169,7 +177,7 @@ impl Relay {
                 }
                 RowOutcome::Bad(reason) => {
                     let b = BadRow { row, reason };
-                    if self.cfg.bad_rows == BadRowPolicy::Stop {
+                    if self.cfg.bad_rows == BadRowPolicy::Stop || contract_stop {
                         b.log(&self.cfg.table, true);
                         let err = Error::BadRow {
                             id: b.display_id(),

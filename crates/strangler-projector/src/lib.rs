@@ -11,6 +11,7 @@
 
 pub mod apply;
 pub mod checkpoint;
+pub mod contracts;
 pub mod dead_letter;
 pub mod dedup;
 pub mod definition;

@@ -36,6 +36,8 @@ pub enum Reason {
     ConstraintViolation,
     /// An earlier event of the same key is parked.
     KeyParked,
+    /// The payload breaks its event contract, or cannot be upcast to the current version.
+    ContractViolation,
 }
 
 impl Reason {
@@ -47,6 +49,7 @@ impl Reason {
             Reason::SqlError => "sql_error",
             Reason::ConstraintViolation => "constraint_violation",
             Reason::KeyParked => "key_parked",
+            Reason::ContractViolation => "contract_violation",
         }
     }
 

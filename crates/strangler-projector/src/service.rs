@@ -29,6 +29,8 @@ pub struct Projector {
     pub projections: Vec<Arc<SqlProjection>>,
     /// This process's owner id in checkpoint claims.
     pub owner: String,
+    /// Event contracts every event passes before a projection applies it ([`crate::contracts`]).
+    pub contracts: Option<Arc<crate::contracts::ContractGate>>,
 }
 
 /// A unique owner id for this process.
@@ -52,6 +54,7 @@ impl Projector {
             source,
             projections,
             owner: owner_id(),
+            contracts: None,
         })
     }
 
@@ -118,7 +121,7 @@ impl Projector {
             owner: self.owner.clone(),
             claims: claims.clone(),
         });
-        let projection: Arc<dyn Projection> = p.clone();
+        let projection = crate::contracts::wrap(p.clone(), self.contracts.as_ref());
         (
             Runner {
                 store: self.store.clone(),

@@ -2,6 +2,7 @@
 
 mod admin;
 mod check_config;
+pub mod contracts;
 mod cutover;
 mod demo;
 mod migrate;
@@ -73,6 +74,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => report::run(&cli.global, &args).await,
         Command::Admin(args) => admin::run(&cli.global, &args).await,
         Command::Reconcile(args) => reconcile::run(&cli.global, &args).await,
+        Command::Contracts(cmd) => contracts::run(&cli.global, &cmd).await,
         Command::Demo(args) => demo::run(&cli.global, &args).await,
     }
 }

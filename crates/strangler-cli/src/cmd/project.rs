@@ -58,8 +58,11 @@ pub async fn projector(config: &Config) -> anyhow::Result<Projector> {
     .await?;
     let source = source(config).await?;
     let dir = config.resolve(&config.projections.dir);
-    let p = Projector::load(read, source, &dir)
+    let mut p = Projector::load(read, source, &dir)
         .with_context(|| format!("loading projections from {}", dir.display()))?;
+    if let Some(gate) = super::contracts::projector_gate(config)? {
+        p = p.with_contracts(gate);
+    }
     p.setup().await.context("creating projection tables")?;
     Ok(p)
 }
@@ -316,6 +319,7 @@ async fn dead_letters(config: &Config, cmd: &DeadLettersCommand) -> anyhow::Resu
         DeadLettersCommand::Redrive { name, version, id } => {
             let p = projector(config).await?;
             let one: Arc<strangler_projector::SqlProjection> = p.one(name, *version)?;
+            let one = p.contracted(one);
             let r = dead_letter::redrive(&p.store, one.as_ref(), *id).await?;
             println!(
                 "{name} v{}: {} re-driven and applied, {} failed again (still open)",

@@ -54,7 +54,7 @@ pub async fn run(global: &GlobalArgs, args: &RelayArgs) -> anyhow::Result<ExitCo
         }
     };
 
-    let relay = Relay::new(
+    let mut relay = Relay::new(
         legacy.url.clone(),
         config.outbox.clone(),
         sink.clone(),
@@ -63,6 +63,9 @@ pub async fn run(global: &GlobalArgs, args: &RelayArgs) -> anyhow::Result<ExitCo
             ..RelayOptions::default()
         },
     );
+    if let Some(contracts) = super::contracts::relay_contracts(&config)? {
+        relay = relay.with_contracts(contracts);
+    }
     let token = shutdown.token.clone();
     let outcome = shutdown.drain(relay.run(&token)).await;
     sink.flush(shutdown.grace);
