@@ -11,6 +11,7 @@ source deploy/lib/services.sh
 ensure_postgres
 ensure_mariadb
 ensure_tansu
+ensure_chromium            # the admin dashboard test drives headless Chromium
 start_test_broker          # exports STRANGLER_TEST_KAFKA, stopped on exit
 
 # The relay suite runs the real `strangler` binary (crash and fencing tests).

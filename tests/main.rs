@@ -1,6 +1,7 @@
 //! End-to-end tests of strangler on real services: PostgreSQL, MariaDB, SQLite and a
 //! Kafka-protocol broker. One binary, one module per suite.
 
+mod admin;
 mod harness;
 mod projector;
 mod proxy;

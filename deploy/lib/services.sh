@@ -57,6 +57,12 @@ ensure_redis() {
   wait_for 30 redis-cli -h 127.0.0.1 -p 6379 ping
 }
 
+# Headless Chromium and its WebDriver for the dashboard's end-to-end test (tests/admin).
+ensure_chromium() {
+  if command -v chromedriver >/dev/null && { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; }; then return; fi
+  apt_install chromium chromium-driver
+}
+
 tansu_bin() {
   if [ -n "${TANSU_BIN:-}" ]; then echo "$TANSU_BIN"; return; fi
   if [ -x "$HOME/.cargo/bin/tansu" ]; then echo "$HOME/.cargo/bin/tansu"; return; fi

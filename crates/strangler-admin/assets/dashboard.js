@@ -123,7 +123,7 @@ async function capabilityView(cap) {
       el("td", {}, el("code", {}, f.fingerprint)), el("td", {}, f.status), el("td", {}, f.kind),
       el("td", {}, el("code", {}, f.path)), el("td", {}, f.value_class), el("td", { class: "num" }, f.count),
       el("td", {}, spark(f.trend)), el("td", {}, when(f.last_seen_ms))));
-  main.replaceChildren(
+  main.replaceChildren(...[
     el("p", {}, el("a", { href: "#/" }, "← capabilities"), " · ", el("a", { href: "/api/v1/capabilities/" + enc + "/report.html", id: "html-link", onclick: downloadReport(enc) }, "download HTML report")),
     el("h2", {}, cap + " ", el("span", { class: "pill", "data-field": "mode" }, report.mode + (report.killed ? " (killed)" : ""))),
     figures(report),
@@ -137,7 +137,8 @@ async function capabilityView(cap) {
     fps.length ? el("table", { id: "fingerprints" }, el("tr", {}, ...["fingerprint", "status", "kind", "path", "classes", "count", "24 h", "last seen"].map((h) => el("th", {}, h))), ...fpRows) : el("p", {}, "No mismatches stored."),
     el("h3", {}, "Active rules"),
     report.rules.length ? el("table", {}, el("tr", {}, el("th", {}, "rule"), el("th", {}, "comparisons"), el("th", {}, "forgiven"), el("th", {}, "hidden")),
-      ...report.rules.map((r) => el("tr", {}, el("td", {}, r.rule), el("td", { class: "num" }, r.comparisons), el("td", { class: "num" }, r.forgiven), el("td", { class: "num" }, r.hidden_leaves)))) : el("p", {}, "No rule forgave anything yet."));
+      ...report.rules.map((r) => el("tr", {}, el("td", {}, r.rule), el("td", { class: "num" }, r.comparisons), el("td", { class: "num" }, r.forgiven), el("td", { class: "num" }, r.hidden_leaves)))) : el("p", {}, "No rule forgave anything yet."),
+  ].filter((x) => x !== null));
 }
 
 function downloadReport(enc) {

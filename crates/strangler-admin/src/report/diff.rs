@@ -82,7 +82,8 @@ pub fn render_exemplar(e: &Exemplar) -> ExemplarDiff {
                 } else {
                     0
                 };
-                if after + before >= len {
+                // Folding a single line saves nothing.
+                if after + before + 1 >= len {
                     for k in 0..len {
                         rows.push(DiffRow {
                             tag: "equal",
