@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs each strangler-diff fuzz target for a bounded time; exits non-zero on a crash.
+# Runs each fuzz target (comparison and rules from strangler-diff, configuration loading, event
+# decoding) for a bounded time; exits non-zero on a crash.
 #
 #   deploy/fuzz.sh                 # 30 s per target
 #   MAX_TOTAL_TIME=300 deploy/fuzz.sh rules_parse
@@ -12,7 +13,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 max_total_time="${MAX_TOTAL_TIME:-30}"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(rules_parse compare_json)
+  targets=(rules_parse compare_json config_parse event_decode)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
