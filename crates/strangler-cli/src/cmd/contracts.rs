@@ -142,7 +142,7 @@ pub fn relay_contracts(
 }
 
 fn load_for_command(config: &Config, dir: Option<&Path>) -> Result<Registry, String> {
-    let loaded = match dir {
+    match dir {
         Some(d) => Registry::load_dir(d).map_err(|e| e.to_string()),
         None if config.contracts.is_some() => registry(config)
             .map(|r| r.unwrap_or_default())
@@ -150,8 +150,7 @@ fn load_for_command(config: &Config, dir: Option<&Path>) -> Result<Registry, Str
         None => {
             Registry::load_dir(&config.resolve(Path::new("contracts"))).map_err(|e| e.to_string())
         }
-    };
-    loaded
+    }
 }
 
 pub async fn run(global: &GlobalArgs, cmd: &ContractsCommand) -> anyhow::Result<ExitCode> {
