@@ -242,3 +242,85 @@ async fn verify_reads_the_log_from_the_beginning_and_names_failing_events() {
     assert_eq!(report["read"], 3, "{out}");
     assert_eq!(code, 0, "{out}");
 }
+
+#[tokio::test]
+async fn verify_reads_a_kafka_topic_from_the_beginning() {
+    use rdkafka::ClientConfig;
+    use rdkafka::message::{Header as KHeader, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let broker = strangler_test_support::broker();
+    let aggregate = strangler_test_support::unique_name("order").replace('-', "_");
+    let topic = format!("outbox.event.{aggregate}");
+    broker.create_topic(&topic, 2).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .unwrap();
+    let bad_id = uuid::Uuid::new_v4().to_string();
+    for i in 0..5 {
+        let id = if i == 4 {
+            bad_id.clone()
+        } else {
+            uuid::Uuid::new_v4().to_string()
+        };
+        let payload = match i {
+            4 => json!({"order_id": format!("o-{i}"), "total": "lots"}),
+            i if i % 2 == 0 => json!({"order_id": format!("o-{i}"), "total": i}),
+            _ => json!({"order_id": format!("o-{i}"), "total": i, "channel": "web"}),
+        }
+        .to_string();
+        let key = format!("o-{i}");
+        let headers = OwnedHeaders::new()
+            .insert(KHeader {
+                key: "id",
+                value: Some(id.as_str()),
+            })
+            .insert(KHeader {
+                key: "type",
+                value: Some("OrderPlaced"),
+            });
+        producer
+            .send(
+                FutureRecord::to(&topic)
+                    .key(&key)
+                    .payload(&payload)
+                    .headers(headers),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("delivered");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    super::write_registry(
+        dir.path(),
+        &[
+            (
+                &format!("contracts/{aggregate}/OrderPlaced.v1.json"),
+                super::placed_v1(),
+            ),
+            (
+                &format!("contracts/{aggregate}/OrderPlaced.v2.json"),
+                super::placed_v2(true),
+            ),
+        ],
+    );
+    std::fs::write(
+        dir.path().join("strangler.toml"),
+        format!(
+            "[bus]\nkind = \"kafka\"\n\n[bus.kafka]\nbrokers = \"{}\"\n\n[contracts]\n",
+            broker.bootstrap
+        ),
+    )
+    .unwrap();
+    let (code, out) = run(&["contracts", "verify", "--sample", "50"], dir.path());
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("read 5 event(s)") && out.contains("4 passed (2 upcast), 1 failed"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("FAIL event {bad_id}")), "{out}");
+}

@@ -175,8 +175,10 @@ impl Report {
     }
 }
 
-/// Reads up to `limit` records from `consumer` (already assigned from the beginning) until every
-/// partition in `ends` is read to its end, checking each.
+/// Reads up to `limit` records from `consumer` (already assigned from the beginning), checking
+/// each, until the sample is full or a poll comes back empty once every partition in `ends` is
+/// read to its end. Reading goes on past `ends` while records keep coming: some brokers report
+/// ends that lag (tansu answers ListOffsets with 1).
 pub async fn sample(
     consumer: &mut dyn Consumer,
     ends: &HashMap<(String, i32), i64>,
@@ -191,13 +193,13 @@ pub async fn sample(
             .all(|(k, end)| next.get(k).copied().unwrap_or(0) >= *end)
     };
     let mut idle_polls = 0;
-    while report.read < limit && !done(&next) {
+    while report.read < limit {
         let want = (limit - report.read).min(500) as usize;
         let records = consumer.poll(want, Duration::from_millis(500)).await?;
         if records.is_empty() {
-            // A broker that reports ends it never delivers must not hang the check.
+            // Ends never delivered (records deleted by retention) must not hang the check.
             idle_polls += 1;
-            if idle_polls >= 20 {
+            if done(&next) || idle_polls >= 20 {
                 break;
             }
             continue;
