@@ -128,3 +128,60 @@ impl ContractsConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+
+    fn parse(dir: &std::path::Path, text: &str) -> Result<Config, crate::ConfigError> {
+        Config::parse(text, &dir.join("strangler.toml"))
+    }
+
+    #[test]
+    fn the_section_turns_contracts_on_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("contracts")).unwrap();
+        assert!(parse(dir.path(), "").unwrap().contracts.is_none());
+        let c = parse(dir.path(), "[contracts]\n")
+            .unwrap()
+            .contracts
+            .unwrap();
+        assert_eq!(c.version_header, "schema_version");
+        assert_eq!(c.relay, super::RelayContractPolicy::Warn);
+        assert!(c.projector);
+        assert_eq!(c.uncovered, super::UncoveredPolicy::Pass);
+        let c = parse(
+            dir.path(),
+            "[contracts]\nrelay = \"dead-letter\"\nuncovered = \"reject\"\n",
+        )
+        .unwrap()
+        .contracts
+        .unwrap();
+        assert_eq!(c.relay, super::RelayContractPolicy::DeadLetter);
+        assert_eq!(c.uncovered, super::UncoveredPolicy::Reject);
+    }
+
+    #[test]
+    fn every_problem_names_the_key_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = parse(
+            dir.path(),
+            "[contracts]\ndir = \"nowhere\"\nversion_header = \" \"\ncolour = 1\n\n[contracts.schema_registry]\ndir = \"schemas\"\n",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
+        for key in [
+            "contracts.dir",
+            "contracts.version_header",
+            "contracts.colour",
+            "contracts.schema_registry.dir",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {keys:?}:\n{text}");
+        }
+        assert!(text.contains("strangler.toml:2:1"), "{text}");
+        assert!(text.contains("nowhere` does not exist"), "{text}");
+        let err = parse(dir.path(), "[contracts]\nrelay = \"shout\"\n").unwrap_err();
+        assert!(err.to_string().contains("unknown variant `shout`"), "{err}");
+    }
+}
