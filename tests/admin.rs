@@ -4,7 +4,9 @@
 //! and headless Chromium.
 
 mod api;
+mod cli;
 mod fixture;
 mod privacy;
+mod store;
 mod ui;
 mod webdriver;

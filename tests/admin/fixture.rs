@@ -86,6 +86,9 @@ fn order(id: u32, secrets: &Secrets, new: bool, auth: &str) -> serde_json::Value
         "customer": { "email": email, "name": "Ann" },
         "lines": [{ "sku": "a", "qty": 1 }]
     });
+    if !new {
+        v["request_id"] = json!(format!("req-{id}-{}", rand::random::<u32>()));
+    }
     if differs {
         // A careless new path echoes the caller's credentials into its answer.
         v["debug_auth"] = json!(auth);
@@ -118,7 +121,14 @@ async fn side(secrets: Arc<Secrets>, new: bool) -> Upstream {
 }
 
 pub fn config(legacy: &str, new: &str, run: &str) -> Config {
-    let text = format!(
+    Config::parse(&config_text(legacy, new, run), Path::new("admin-test.toml"))
+        .expect("test configuration is valid")
+}
+
+/// The configuration of a run, as a file would hold it.
+pub fn config_text(legacy: &str, new: &str, run: &str) -> String {
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/admin/orders-rules.toml");
+    format!(
         r#"[proxy]
 legacy_url = "{legacy}"
 new_url = "{new}"
@@ -145,9 +155,9 @@ routes = ["GET /orders/{{id}}"]
 min_sample = 10
 mismatch_budget = 0.9
 max_p99_delta_ms = 5000
+rules = "{rules}"
 "#
-    );
-    Config::parse(&text, Path::new("admin-test.toml")).expect("test configuration is valid")
+    )
 }
 
 /// A finished shadow run: the store holds its counts and mismatches.
@@ -156,6 +166,10 @@ pub struct Run {
     pub config: Config,
     pub secrets: Arc<Secrets>,
     pub requests: u32,
+    /// The configuration file's text (without `[store]`).
+    pub config_text: String,
+    /// The store's URL.
+    pub store_url: String,
     _legacy: Upstream,
     _new: Upstream,
     _db: TestDb,
@@ -192,6 +206,7 @@ pub async fn shadow_run(db: TestDb, requests: u32) -> Run {
     });
     let legacy = side(secrets.clone(), false).await;
     let new = side(secrets.clone(), true).await;
+    let config_text = config_text(&legacy.url(), &new.url(), &secrets.run);
     let config = config(&legacy.url(), &new.url(), &secrets.run);
     let store = Store::connect(&db.url).await.expect("store");
     store.migrate().await.expect("migrations");
@@ -258,6 +273,8 @@ pub async fn shadow_run(db: TestDb, requests: u32) -> Run {
         config,
         secrets,
         requests,
+        config_text,
+        store_url: db.url.clone(),
         _legacy: legacy,
         _new: new,
         _db: db,

@@ -13,7 +13,7 @@ use super::fixture::{OPERATOR, VIEWER, shadow_run};
 use super::webdriver::Browser;
 
 /// The figures of a JSON report, formatted independently of the code under test.
-fn expected_figures(r: &Value) -> BTreeMap<String, String> {
+pub fn expected_figures(r: &Value) -> BTreeMap<String, String> {
     let count = |p: &str| {
         r.pointer(p)
             .and_then(Value::as_i64)
@@ -72,7 +72,7 @@ fn expected_figures(r: &Value) -> BTreeMap<String, String> {
 }
 
 /// `data-figure` elements of an HTML document: key to shown text.
-fn html_figures(html: &str) -> BTreeMap<String, String> {
+pub fn html_figures(html: &str) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     for part in html.split("data-figure=\"").skip(1) {
         let key = &part[..part.find('"').unwrap()];
@@ -83,7 +83,7 @@ fn html_figures(html: &str) -> BTreeMap<String, String> {
     m
 }
 
-async fn get(addr: std::net::SocketAddr, path: &str, token: &str) -> String {
+pub async fn get(addr: std::net::SocketAddr, path: &str, token: &str) -> String {
     let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build_http();
@@ -131,6 +131,13 @@ async fn html_report_and_dashboard_show_the_json_reports_figures() {
     );
     assert_eq!(expected["mismatch_rate"], "33.33%");
     assert!(!json["exemplars"].as_array().unwrap().is_empty());
+    // The rule that ignores legacy's request id forgave one difference in every comparison.
+    let rules = json["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(
+        (rules[0]["rule"].as_str(), rules[0]["forgiven"].as_i64()),
+        (Some("legacy-request-id"), Some(30))
+    );
 
     let html = get(addr, "/api/v1/capabilities/orders/report.html", VIEWER).await;
     assert_eq!(html_figures(&html), expected, "HTML report against JSON");
@@ -141,6 +148,12 @@ async fn html_report_and_dashboard_show_the_json_reports_figures() {
     assert!(
         html.contains("/customer/email") && html.contains("class=\"replace\""),
         "exemplar diff rendered"
+    );
+    assert!(
+        html.contains(
+            "<td>legacy-request-id</td><td class=\"num\">30</td><td class=\"num\">30</td>"
+        ),
+        "rules and what they hide in the HTML report"
     );
 
     let browser = Browser::start().await;
