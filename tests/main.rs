@@ -2,6 +2,7 @@
 //! Kafka-protocol broker. One binary, one module per suite.
 
 mod admin;
+mod cdc;
 mod contracts;
 mod harness;
 mod projector;

@@ -8,6 +8,7 @@
 
 mod broker;
 mod databases;
+pub mod logical_pg;
 pub mod upstream;
 
 pub use broker::{Broker, broker, unique_name};

@@ -1,4 +1,5 @@
-//! `strangler relay`: carry outbox rows from the legacy database to the bus until SIGTERM.
+//! `strangler relay`: carry outbox rows (or, with `--source wal`, committed row changes read
+//! from PostgreSQL's logical decoding) from the legacy database to the bus until SIGTERM.
 
 use std::process::ExitCode;
 
@@ -12,9 +13,6 @@ use strangler_telemetry::Shutdown;
 use crate::cli::{GlobalArgs, RelayArgs};
 
 pub async fn run(global: &GlobalArgs, args: &RelayArgs) -> anyhow::Result<ExitCode> {
-    if args.source == "wal" {
-        return super::not_built("relay --source wal", 5);
-    }
     let config = crate::context::init(global)?;
     let legacy = config.legacy.as_ref().context(
         "the configuration has no `[legacy] url`: add [legacy] with url = \"postgres://...\" \
@@ -54,6 +52,9 @@ pub async fn run(global: &GlobalArgs, args: &RelayArgs) -> anyhow::Result<ExitCo
         }
     };
 
+    if args.source == "wal" {
+        return run_wal(&config, legacy, sink, args, &shutdown).await;
+    }
     let mut relay = Relay::new(
         legacy.url.clone(),
         config.outbox.clone(),
@@ -83,6 +84,59 @@ pub async fn run(global: &GlobalArgs, args: &RelayArgs) -> anyhow::Result<ExitCo
         None => {
             tracing::warn!(
                 "relay did not drain within the grace period; unconfirmed rows will be published again on restart"
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `--source wal`: change capture from the legacy database's logical replication slot.
+async fn run_wal(
+    config: &strangler_core::config::Config,
+    legacy: &strangler_core::config::LegacyConfig,
+    sink: Sink,
+    args: &RelayArgs,
+    shutdown: &Shutdown,
+) -> anyhow::Result<ExitCode> {
+    let wal = config.wal.clone().context(
+        "--source wal needs a [wal] section: add [wal] with tables = [\"public.orders\"] \
+         naming the tables to capture (see docs/cdc.md)",
+    )?;
+    if !legacy.url.starts_with("postgres") {
+        anyhow::bail!(
+            "--source wal reads PostgreSQL's logical decoding, but [legacy] url is not a \
+             postgres:// URL: point it at the PostgreSQL database that holds the tables"
+        );
+    }
+    let publisher: std::sync::Arc<dyn strangler_bus::Publisher> = match &sink {
+        Sink::Kafka(k) => std::sync::Arc::new(k.clone()),
+        Sink::Log(l) => std::sync::Arc::new(l.clone()),
+    };
+    let capture = strangler_cdc::Capture::new(
+        legacy.url.clone(),
+        wal,
+        config.outbox.clone(),
+        publisher,
+        strangler_cdc::CaptureOptions { once: args.once },
+    );
+    let token = shutdown.token.clone();
+    let outcome = shutdown.drain(capture.run(&token)).await;
+    sink.flush(shutdown.grace);
+    match outcome {
+        Some(Ok(report)) => {
+            tracing::info!(
+                published = report.published,
+                snapshot_rows = report.snapshot_rows,
+                retried = report.retried,
+                confirmed_lsn = report.confirmed_lsn,
+                "change capture stopped"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Err(e)) => Err(e).context("capturing changes from the write-ahead log"),
+        None => {
+            tracing::warn!(
+                "change capture did not drain within the grace period; unconfirmed changes will be published again on restart"
             );
             Ok(ExitCode::from(1))
         }

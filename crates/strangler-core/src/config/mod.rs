@@ -16,6 +16,7 @@ mod reconcile;
 mod store;
 mod telemetry;
 mod validate;
+mod wal;
 
 pub use bus::{BusConfig, BusKind, KafkaConfig};
 pub use capability::{CapabilityConfig, RouteSpec};
@@ -36,6 +37,7 @@ pub use reconcile::{ReconcileConfig, ReconcileSide};
 pub use store::StoreConfig;
 pub use telemetry::{LogFormat, TelemetryConfig};
 pub use validate::Validator;
+pub use wal::{SnapshotMode, WalConfig};
 
 use std::path::{Path, PathBuf};
 
@@ -85,6 +87,9 @@ pub struct Config {
     /// Event contracts: versioned schemas, validation and upcasting (docs/contracts.md).
     #[serde(default)]
     pub contracts: Option<ContractsConfig>,
+    /// Change capture from PostgreSQL logical decoding (`strangler relay --source wal`).
+    #[serde(default)]
+    pub wal: Option<WalConfig>,
 
     /// The file this configuration was read from; relative paths inside it resolve from its folder.
     #[serde(skip)]
@@ -149,6 +154,9 @@ impl Config {
         reconcile::validate_all(&self.reconcile, v);
         if let Some(contracts) = &self.contracts {
             contracts.validate(v);
+        }
+        if let Some(wal) = &self.wal {
+            wal.validate(v);
         }
     }
 }
