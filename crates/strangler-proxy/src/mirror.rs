@@ -440,27 +440,31 @@ async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, ta
     );
     stats.verdict(&verdict);
     if proxy.observers.receiver_count() > 0 {
+        // Only differences need the exchange (for exemplars); matches carry just their counts.
+        let differed = matches!(verdict, Verdict::Mismatch | Verdict::Stale { .. });
         let comparison = strangler_diff::Comparison { verdict, ..first };
         let _ = proxy.observers.send(Arc::new(crate::observe::Observation {
             capability: c.name.clone(),
             request: format!("{} {}", copy.method, copy.path_and_query),
             comparison,
-            exchange: Some(Arc::new(crate::observe::Exchange {
-                method: copy.method.clone(),
-                path_and_query: copy.path_and_query.clone(),
-                request_headers: copy.headers.clone(),
-                request_body: copy.body.clone(),
-                legacy: crate::observe::Answer {
-                    status: legacy.status,
-                    headers: legacy.headers.clone(),
-                    body: legacy.body.clone(),
-                },
-                candidate: crate::observe::Answer {
-                    status: candidate.status,
-                    headers: candidate.headers.clone(),
-                    body: candidate.body.clone(),
-                },
-            })),
+            exchange: differed.then(|| {
+                Arc::new(crate::observe::Exchange {
+                    method: copy.method.clone(),
+                    path_and_query: copy.path_and_query.clone(),
+                    request_headers: copy.headers.clone(),
+                    request_body: copy.body.clone(),
+                    legacy: crate::observe::Answer {
+                        status: legacy.status,
+                        headers: legacy.headers.clone(),
+                        body: legacy.body.clone(),
+                    },
+                    candidate: crate::observe::Answer {
+                        status: candidate.status,
+                        headers: candidate.headers.clone(),
+                        body: candidate.body.clone(),
+                    },
+                })
+            }),
         }));
     }
 }

@@ -26,7 +26,8 @@ pub struct Observation {
     pub request: String,
     /// The comparison, with the final verdict (after a lag re-ask, if one happened).
     pub comparison: Comparison,
-    /// The request and both answers the comparison judged (the first pair, before any re-ask).
+    /// The request and both answers the comparison judged (the first pair, before any re-ask);
+    /// present for `mismatch` and `stale` verdicts, the ones that need exemplars.
     pub exchange: Option<Arc<Exchange>>,
 }
 
