@@ -298,3 +298,88 @@ impl MismatchConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::Config;
+    use crate::config::ConfigError;
+
+    fn problems(text: &str) -> Vec<(String, String, Option<(usize, usize)>)> {
+        match Config::parse(text, Path::new("admin.toml")) {
+            Err(ConfigError::Invalid { problems }) => problems
+                .into_iter()
+                .map(|p| (p.key, format!("{} / {}", p.message, p.fix), p.line_col))
+                .collect(),
+            Err(e) => panic!("unexpected error: {e}"),
+            Ok(_) => Vec::new(),
+        }
+    }
+
+    const CAP: &str = "[[capability]]\nname = \"orders\"\nroutes = [\"GET /orders/{id}\"]\n";
+
+    #[test]
+    fn full_sections_parse_with_per_capability_overrides() {
+        let text = format!(
+            "{CAP}[admin]\ntokens = [{{ name = \"a\", token = \"0123456789abcdef\", role = \"operator\" }}]\n\
+             [mismatches]\nredaction = \"remove\"\nsensitive_paths = [\"/customer/email\"]\n\
+             [mismatches.capability.orders]\nretention_days = 30\nkeep_raw = true\n"
+        );
+        let c = Config::parse(&text, Path::new("admin.toml")).expect("valid");
+        assert_eq!(c.mismatches.retention_days_of("orders"), 30);
+        assert_eq!(c.mismatches.retention_days_of("other"), 14);
+        assert!(c.mismatches.keeps_raw("orders") && !c.mismatches.keeps_raw("other"));
+        assert_eq!(c.mismatches.redaction, super::Redaction::Remove);
+        assert_eq!(c.admin.unwrap().tokens[0].role, super::AdminRole::Operator);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key_and_fix() {
+        let text = format!(
+            "{CAP}[admin]\ntokens = [\n  {{ name = \"a\", token = \"short\", role = \"viewer\" }},\n  \
+             {{ name = \"a\", token = \"0123456789abcdef\", role = \"operator\" }},\n]\n\
+             [mismatches]\nhmac_key = \"tiny\"\nsensitive_headers = [\"bad header\"]\n\
+             sensitive_paths = [\"customer.email\"]\nretention_days = 0\n\
+             [mismatches.capability.nope]\nkeep_raw = true\n"
+        );
+        let p = problems(&text);
+        let keys: Vec<&str> = p.iter().map(|(k, _, _)| k.as_str()).collect();
+        for key in [
+            "admin.tokens[0].token",
+            "admin.tokens[1].name",
+            "mismatches.hmac_key",
+            "mismatches.sensitive_headers[0]",
+            "mismatches.sensitive_paths[0]",
+            "mismatches.retention_days",
+            "mismatches.capability.nope",
+        ] {
+            assert!(keys.contains(&key), "no problem at {key}: {p:?}");
+        }
+        let nope = p
+            .iter()
+            .find(|(k, _, _)| k == "mismatches.capability.nope")
+            .unwrap();
+        assert!(
+            nope.1.contains("no [[capability]] is named `nope`"),
+            "{nope:?}"
+        );
+        assert!(nope.2.is_some(), "the line of the key is shown: {nope:?}");
+    }
+
+    #[test]
+    fn an_admin_section_without_tokens_is_refused() {
+        let p = problems("[admin]\nlisten = \"127.0.0.1:9090\"\n");
+        assert!(
+            p.iter()
+                .any(|(k, m, _)| k == "admin.tokens" && m.contains("[[admin.tokens]]")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let p = problems("[mismatches]\nretention = 3\n");
+        assert!(p.iter().any(|(k, _, _)| k.contains("retention")), "{p:?}");
+    }
+}
