@@ -306,7 +306,10 @@ mod tests {
     use crate::Config;
     use crate::config::ConfigError;
 
-    fn problems(text: &str) -> Vec<(String, String, Option<(usize, usize)>)> {
+    /// Key, message and fix, and the key's line and column.
+    type Found = (String, String, Option<(usize, usize)>);
+
+    fn problems(text: &str) -> Vec<Found> {
         match Config::parse(text, Path::new("admin.toml")) {
             Err(ConfigError::Invalid { problems }) => problems
                 .into_iter()
