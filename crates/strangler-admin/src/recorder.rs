@@ -22,6 +22,10 @@ use tracing::Instrument;
 use crate::privacy::{Redactor, Taint};
 use crate::store::{Batch, Exemplar, FingerprintDelta, HOUR_MS, MismatchStore};
 
+/// At shutdown, the feed is drained until it has been quiet this long...
+const DRAIN_QUIET: Duration = Duration::from_millis(300);
+/// ...or for at most this long.
+const DRAIN_MAX: Duration = Duration::from_secs(5);
 /// How often retention and the size bound are applied.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
@@ -249,8 +253,15 @@ pub fn spawn(
                     }
                 }
             }
-            // What is still queued in the feed was judged before shutdown: keep it.
-            while let Ok(obs) = feed.try_recv() {
+            // Mirror tasks still finish while the proxy drains: keep what they judge until the
+            // feed has been quiet for a moment (bounded, so shutdown never hangs on it).
+            let until = tokio::time::Instant::now() + DRAIN_MAX;
+            while let Ok(Ok(obs)) = tokio::time::timeout_at(
+                until.min(tokio::time::Instant::now() + DRAIN_QUIET),
+                feed.recv(),
+            )
+            .await
+            {
                 record(&mut batch, &obs, &redactor, &store, Utc::now().timestamp_millis());
             }
             flush(&store, &mut batch).await;
