@@ -340,3 +340,101 @@ async fn a_server_without_logical_wal_is_refused_with_the_fix() {
         "a configuration problem is not retried"
     );
 }
+
+/// The snapshot's watermark window on a real slot, with a writer forced between the chunk's
+/// select and its high watermark: the stale reads must be dropped, or replay resurrects a
+/// deleted row and rolls back an update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_between_the_chunk_select_and_the_high_watermark_wins_over_the_read() {
+    use strangler_cdc::pg;
+    use strangler_cdc::stream::{Chunk, Decoder, DecoderConfig, Output};
+
+    let legacy = logical_pg_database().await;
+    let pool = sqlx::PgPool::connect(&legacy.url).await.unwrap();
+    sqlx::query(DDL).execute(&pool).await.unwrap();
+    seed(&pool, 0, 10).await;
+    let wal = wal_config(&format!("slot = \"{}\"\n", legacy.name()));
+    let mut conn = pg::connect(&legacy.url).await.unwrap();
+    let t = pg::describe(&mut conn, "public", "items", "app")
+        .await
+        .unwrap();
+    pg::ensure_publication(&mut conn, &wal, std::slice::from_ref(&t))
+        .await
+        .unwrap();
+    pg::ensure_slot(&mut conn, &wal.slot).await.unwrap();
+    let mut decoder = Decoder::new(
+        DecoderConfig {
+            topic_prefix: "app".into(),
+            db: legacy.name().into(),
+            slot: wal.slot.clone(),
+            tombstones: true,
+            message_prefix: "outbox".into(),
+            outbox: Default::default(),
+        },
+        vec![t.clone()],
+    );
+
+    pg::emit_watermark(&mut conn, &decoder.watermark("low", "c1"))
+        .await
+        .unwrap();
+    let rows = pg::chunk(&mut conn, &t, None, 100).await.unwrap();
+    sqlx::query("UPDATE items SET qty = 999 WHERE id = 3")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM items WHERE id = 4")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pg::emit_watermark(&mut conn, &decoder.watermark("high", "c1"))
+        .await
+        .unwrap();
+    let chunk = Chunk::new("c1".into(), t, rows, 100);
+    decoder.chunk = Some(chunk.clone());
+
+    // The test server commits asynchronously: read until the flush has caught up.
+    let mut out = Output::default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while out.completed.is_none() && std::time::Instant::now() < deadline {
+        out = Output::default();
+        for (lsn, data) in pg::peek(&mut conn, &wal.slot, &wal.publication, 1000)
+            .await
+            .unwrap()
+        {
+            decoder.feed(lsn, &data, 0, &mut out).unwrap();
+        }
+        if out.completed.is_none() {
+            decoder.chunk = Some(chunk.clone());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(
+        out.completed.is_some(),
+        "the high watermark closed the chunk: {:?}",
+        out.records.iter().map(|(_, o)| *o).collect::<Vec<_>>()
+    );
+    let records: Vec<strangler_bus::Record> = out
+        .records
+        .iter()
+        .enumerate()
+        .map(|(i, (r, _))| strangler_bus::Record {
+            topic: r.topic.clone(),
+            partition: 0,
+            offset: i as i64,
+            key: r.key.clone(),
+            value: r.value.clone(),
+            headers: r.headers.clone(),
+            timestamp_ms: r.timestamp_ms,
+        })
+        .collect();
+    let ops: Vec<&str> = out.records.iter().map(|(_, op)| *op).collect();
+    assert_eq!(
+        ops.iter().filter(|o| **o == "r").count(),
+        8,
+        "10 rows read, 2 changed inside the window: {ops:?}"
+    );
+    assert_eq!(
+        replay(&records, "app.public.items"),
+        table_image(&legacy.url).await
+    );
+}

@@ -248,12 +248,9 @@ impl Capture {
                 if self.options.once && pending.is_empty() && decoder.chunk.is_none() {
                     return Ok(());
                 }
-                // While a chunk waits for its high watermark, read again at once.
-                if decoder.chunk.is_none() {
-                    tokio::select! {
-                        _ = token.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(Duration::from_millis(cfg.poll_interval_ms)) => {}
-                    }
+                tokio::select! {
+                    _ = token.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_millis(cfg.poll_interval_ms)) => {}
                 }
             }
         }
