@@ -74,7 +74,7 @@ impl Secrets {
 }
 
 fn order(id: u32, secrets: &Secrets, new: bool, auth: &str) -> serde_json::Value {
-    let differs = new && id % 3 == 0 && !secrets.fixed.load(Ordering::SeqCst);
+    let differs = new && id.is_multiple_of(3) && !secrets.fixed.load(Ordering::SeqCst);
     let email = if differs {
         secrets.email(id).to_uppercase()
     } else {
