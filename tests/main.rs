@@ -4,6 +4,7 @@
 mod admin;
 mod cdc;
 mod contracts;
+mod demo;
 mod harness;
 mod projector;
 mod proxy;

@@ -112,6 +112,29 @@ pub enum ProjectCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Re-apply only the events of some keys (aggregate ids): reset their rows with the
+    /// projection's `[replay] reset_key` statements, then apply their events in order.
+    #[command(disable_version_flag = true)]
+    ReplayKeys {
+        /// The projection.
+        name: String,
+        /// Which version (default: the highest defined).
+        #[arg(long)]
+        version: Option<u32>,
+        /// A key to replay (repeat for several).
+        #[arg(
+            long = "key",
+            value_name = "KEY",
+            required_unless_present = "keys_file"
+        )]
+        keys: Vec<String>,
+        /// A file of keys, one per line.
+        #[arg(long, value_name = "FILE")]
+        keys_file: Option<PathBuf>,
+        /// Report what would change without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Truncate a projection's tables and replay it from the beginning.
     #[command(disable_version_flag = true)]
     Rebuild {
@@ -273,11 +296,13 @@ pub struct ReconcileArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Run on this PostgreSQL instead of SQLite.
-    #[arg(long)]
+    /// Run the legacy, control and read stores on this PostgreSQL database instead of SQLite, in
+    /// schemas strangler_demo_{legacy,control,read} (dropped and created again on each run).
+    #[arg(long, value_name = "URL")]
     pub postgres: Option<String>,
-    /// Run on these Kafka brokers instead of the built-in log.
-    #[arg(long)]
+    /// Run the bus on these Kafka brokers (host:port,...) instead of the built-in log; each run
+    /// creates a topic of its own.
+    #[arg(long, value_name = "BROKERS")]
     pub kafka: Option<String>,
     /// Leave the stack and the dashboard running after the story ends.
     #[arg(long)]
@@ -288,4 +313,8 @@ pub struct DemoArgs {
     /// Hide progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Legacy writes in each of the story's main phases (fewer run a shorter story; at least
+    /// 400, so that with no mismatch the gate's 95% bound falls under the 1% budget).
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(400..=100_000))]
+    pub writes_per_phase: u64,
 }

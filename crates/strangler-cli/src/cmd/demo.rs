@@ -1,4 +1,5 @@
-//! `strangler demo`: the whole migration story on the embedded default.
+//! `strangler demo`: the whole migration story on the embedded default, or on PostgreSQL and
+//! Kafka with `--postgres` and `--kafka`.
 
 use std::process::ExitCode;
 
@@ -8,19 +9,20 @@ use strangler_demo::story::{self, DemoOptions};
 use crate::cli::{DemoArgs, GlobalArgs};
 
 pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<ExitCode> {
-    if args.postgres.is_some() || args.kafka.is_some() {
-        return super::not_built("demo --postgres/--kafka", 11);
-    }
     // The demo narrates on stdout; logs stay quiet unless asked for.
     let format = if global.log_format.as_deref() == Some("json") {
         strangler_core::config::LogFormat::Json
     } else {
         strangler_core::config::LogFormat::Human
     };
-    strangler_telemetry::init_logging(format, "warn");
+    // librdkafka warns that the consumer's fetch setting means nothing to a producer.
+    strangler_telemetry::init_logging(format, "warn,librdkafka=error");
     let opts = DemoOptions {
         dir: args.dir.clone(),
         quiet: args.quiet,
+        writes_per_phase: args.writes_per_phase,
+        postgres: args.postgres.clone(),
+        kafka: args.kafka.clone(),
         ..DemoOptions::default()
     };
     let started = std::time::Instant::now();

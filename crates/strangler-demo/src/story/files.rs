@@ -10,7 +10,7 @@ pub enum TotalSql {
 }
 
 /// The order-summary projection, with the `OrderPlaced` handler's total as given.
-pub fn projection(total: TotalSql) -> String {
+pub fn projection(total: TotalSql, topic: &str) -> String {
     let (total_expr, total_param) = match total {
         TotalSql::Correct => (":total", r#", total = "/total""#),
         TotalSql::TaxDropped => (":subtotal", ""),
@@ -19,7 +19,7 @@ pub fn projection(total: TotalSql) -> String {
         r#"# Order summary read model, fed by the legacy outbox's order events.
 name = "order_summary"
 version = 1
-topics = ["outbox.event.order"]
+topics = ["{topic}"]
 tables = ["orders"]
 
 [setup]
@@ -29,9 +29,9 @@ CREATE TABLE IF NOT EXISTS {{{{orders}}}} (
     customer_id TEXT NOT NULL,
     status      TEXT NOT NULL,
     currency    TEXT NOT NULL,
-    subtotal    REAL NOT NULL,
-    tax         REAL NOT NULL,
-    total       REAL NOT NULL,
+    subtotal    DOUBLE PRECISION NOT NULL,
+    tax         DOUBLE PRECISION NOT NULL,
+    total       DOUBLE PRECISION NOT NULL,
     items       TEXT NOT NULL,
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL
@@ -80,27 +80,76 @@ json_columns = ["items"]
     )
 }
 
-/// The demo's strangler configuration: SQLite stores, the built-in log, one capability.
-pub fn config(dir: &str, legacy_url: &str, new_url: &str, proxy_listen: &str) -> String {
+/// Where the demo's state lives and which bus carries its events.
+pub struct Wiring<'a> {
+    /// The legacy database (it holds the outbox).
+    pub legacy_url: &'a str,
+    /// strangler's control store.
+    pub control_url: &'a str,
+    /// The read store the projection writes to.
+    pub read_url: &'a str,
+    /// The outbox table, schema-qualified on PostgreSQL so the relay's lease is the demo's own.
+    pub outbox_table: &'a str,
+    /// Dead letters beside the outbox.
+    pub dead_letter_table: &'a str,
+    /// `{aggregatetype}` expands to `order`.
+    pub topic_template: &'a str,
+    /// Kafka brokers; `None` runs the built-in log.
+    pub kafka: Option<&'a str>,
+    /// Kafka consumer group prefix.
+    pub group_prefix: &'a str,
+}
+
+/// The demo's strangler configuration: its stores, its bus, one capability.
+pub fn config(w: &Wiring<'_>, legacy_api: &str, new_api: &str, proxy_listen: &str) -> String {
+    let bus = match w.kafka {
+        None => "kind = \"log\"".to_string(),
+        Some(brokers) => format!(
+            "kind = \"kafka\"\n\n[bus.kafka]\nbrokers = \"{brokers}\"\n\
+             # A demo wants each event in the read model within a second: fetch without waiting\n\
+             # for a fuller batch (librdkafka's default waits up to 500 ms).\n\
+             properties = {{ \"fetch.wait.max.ms\" = \"20\" }}"
+        ),
+    };
+    // Kafka adds a network hop and a consumer's fetch cycle to every event's way.
+    let settle_ms: u64 = if w.kafka.is_some() { 5_000 } else { 2_000 };
+    let settle_s = settle_ms / 1000;
+    let mirror_timeout_ms = settle_ms + 6_000;
+    let Wiring {
+        legacy_url,
+        control_url,
+        read_url,
+        outbox_table,
+        dead_letter_table,
+        topic_template,
+        group_prefix,
+        ..
+    } = w;
     format!(
-        r#"# Written by `strangler demo`; every key is described in README.md.
+        r#"# Written by `strangler demo`; every key is described in docs/configuration.md.
 [store]
-url = "sqlite://{dir}/control.db"
+url = "{control_url}"
 
 [legacy]
-url = "sqlite://{dir}/legacy.db"
+url = "{legacy_url}"
+
+[outbox]
+table = "{outbox_table}"
+dead_letter_table = "{dead_letter_table}"
+topic_template = "{topic_template}"
 
 [bus]
-kind = "log"
+{bus}
 
 [projections]
 dir = "projections"
-read_store_url = "sqlite://{dir}/read.db"
+read_store_url = "{read_url}"
+group_prefix = "{group_prefix}"
 
 [proxy]
 listen = "{proxy_listen}"
-legacy_url = "{legacy_url}"
-new_url = "{new_url}"
+legacy_url = "{legacy_api}"
+new_url = "{new_api}"
 mode_poll_ms = 100
 
 [[capability]]
@@ -111,10 +160,10 @@ class = "operational"
 freshness_budget_ms = 60000
 mismatch_budget = 0.01
 min_sample = 200
-# The pipeline (relay poll, projector batch) takes a few hundred ms: re-ask a differing answer
-# once after two seconds before calling it drift.
-settle_ms = 2000
-mirror_timeout_ms = 8000
+# The pipeline (relay poll, bus, projector batch) takes a few hundred ms: re-ask a differing
+# answer once after {settle_s} seconds before calling it drift.
+settle_ms = {settle_ms}
+mirror_timeout_ms = {mirror_timeout_ms}
 # Copies wait through the settle delay; room for a few seconds of demo traffic.
 mirror_max_in_flight = 1024
 canary_key_param = "id"

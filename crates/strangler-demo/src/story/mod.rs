@@ -8,12 +8,14 @@
 //!    to zero and the gate passes.
 //! 5. Move the capability to canary, then to new, and write the HTML report.
 
+mod backend;
 mod files;
 mod ledger;
 mod report;
 mod stack;
 mod traffic;
 
+pub use backend::{PG_SCHEMAS, check_brokers, check_postgres_url};
 pub use ledger::Ledger;
 pub use report::Summary;
 
@@ -80,6 +82,11 @@ pub struct DemoOptions {
     pub quiet: bool,
     /// Seed of the workload, so a run can be repeated.
     pub seed: u64,
+    /// Run the stores on this PostgreSQL database (in schemas the demo creates) instead of
+    /// SQLite files.
+    pub postgres: Option<String>,
+    /// Run the bus on these Kafka brokers (a topic of the run's own) instead of the built-in log.
+    pub kafka: Option<String>,
 }
 
 impl Default for DemoOptions {
@@ -90,6 +97,8 @@ impl Default for DemoOptions {
             reads_per_write: 2,
             quiet: false,
             seed: 42,
+            postgres: None,
+            kafka: None,
         }
     }
 }
@@ -116,16 +125,19 @@ fn say(out: &mut dyn Write, text: &str) {
 
 /// Runs the whole story; returns its summary and the still-running stack (cancel it to stop).
 pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Running), DemoError> {
+    if let Some(url) = &opts.postgres {
+        check_postgres_url(url)?;
+    }
+    if let Some(brokers) = &opts.kafka {
+        check_brokers(brokers)?;
+    }
     let dir = prepare_dir(&opts.dir)?;
     let cancel = CancellationToken::new();
     let mut rng = StdRng::seed_from_u64(opts.seed);
+    let wired = backend::wire(&dir, opts.postgres.as_deref(), opts.kafka.as_deref()).await?;
 
     // The legacy system: its database and read API.
-    let legacy_pool =
-        strangler_store::connect_sqlite(&format!("sqlite://{}/legacy.db", dir.display()))
-            .await
-            .step("opening the legacy database")?;
-    let legacy = LegacyDb::open(legacy_pool)
+    let legacy = LegacyDb::open(wired.legacy_pool().await?)
         .await
         .step("creating the legacy schema and outbox")?;
     let (legacy_l, legacy_addr) = stack::listener().await?;
@@ -141,7 +153,7 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
     let projection_file = dir.join("projections/order_summary.toml");
     std::fs::write(
         &projection_file,
-        files::projection(files::TotalSql::Correct),
+        files::projection(files::TotalSql::Correct, &wired.topic),
     )
     .step("writing the projection")?;
     let config_file = dir.join("strangler.toml");
@@ -150,7 +162,16 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
     std::fs::write(
         &config_file,
         files::config(
-            &dir.display().to_string(),
+            &files::Wiring {
+                legacy_url: &wired.legacy_url,
+                control_url: &wired.control_url,
+                read_url: &wired.read_url,
+                outbox_table: &wired.outbox_table,
+                dead_letter_table: &wired.dead_letter_table,
+                topic_template: &wired.topic_template,
+                kafka: wired.kafka.as_deref(),
+                group_prefix: &wired.group_prefix,
+            },
             &legacy_url,
             &new_url,
             &proxy_addr.to_string(),
@@ -175,7 +196,10 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
         out,
         "strangler demo: migrating the order-summary read path of a legacy orders system",
     );
-    say(out, &format!("  folder   {}", dir.display()));
+    say(out, &format!("  folder    {}", dir.display()));
+    for line in wired.describe() {
+        say(out, &line);
+    }
     say(
         out,
         &format!("  legacy   {legacy_url}   new read API {new_url}   proxy http://{proxy_addr}"),
@@ -184,8 +208,9 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
     stack::relay(&config, control.clone(), cancel.clone())?;
     let projection_dir = dir.join("projections");
     let projector_cancel = cancel.child_token();
-    let projector = stack::projector(read.clone(), control.clone(), &projection_dir).await?;
-    stack::run_projector(projector.clone(), projector_cancel.clone());
+    let projector =
+        stack::projector(&config, read.clone(), control.clone(), &projection_dir).await?;
+    let projector_task = stack::run_projector(projector.clone(), projector_cancel.clone());
     stack::serve(
         "read-api",
         new_l,
@@ -210,6 +235,15 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
         reason: reason.into(),
         force,
     };
+
+    let live = stack::wait_live(&legacy, &new_url, &mut rng).await?;
+    say(
+        out,
+        &format!(
+            "  pipeline  live: an order reached the read API {} ms after it was placed",
+            live.as_millis()
+        ),
+    );
 
     // Step 1: shadow while the projection is right.
     say(
@@ -245,15 +279,17 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
         "\n2. A projection change ships with a bug: total = subtotal (tax dropped).",
     );
     let bug_started_ms = chrono::Utc::now().timestamp_millis();
-    projector_cancel.cancel();
+    stop(projector_cancel, projector_task).await;
     std::fs::write(
         &projection_file,
-        files::projection(files::TotalSql::TaxDropped),
+        files::projection(files::TotalSql::TaxDropped, &wired.topic),
     )
     .step("deploying the buggy projection")?;
     let projector_cancel = cancel.child_token();
-    let projector = stack::projector(read.clone(), control.clone(), &projection_dir).await?;
-    stack::run_projector(projector.clone(), projector_cancel.clone());
+    let projector =
+        stack::projector(&config, read.clone(), control.clone(), &projection_dir).await?;
+    let projector_task = stack::run_projector(projector.clone(), projector_cancel.clone());
+    stack::wait_live(&legacy, &new_url, &mut rng).await?;
     ledger.reset();
     let s2 = traffic::phase(&driver, "with bug", &mut rng, opts.writes_per_phase).await?;
     let drift = ledger.snapshot();
@@ -287,13 +323,14 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
         out,
         "\n3. Fix the SQL and replay from the offsets where the bug began.",
     );
-    projector_cancel.cancel();
+    stop(projector_cancel, projector_task).await;
     std::fs::write(
         &projection_file,
-        files::projection(files::TotalSql::Correct),
+        files::projection(files::TotalSql::Correct, &wired.topic),
     )
     .step("deploying the fixed projection")?;
-    let projector = stack::projector(read.clone(), control.clone(), &projection_dir).await?;
+    let projector =
+        stack::projector(&config, read.clone(), control.clone(), &projection_dir).await?;
     let p = projector
         .one("order_summary", None)
         .step("finding the projection")?;
@@ -319,6 +356,7 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
     say(out, &format!("   replay applied {} events", stats.applied));
     let projector_cancel = cancel.child_token();
     stack::run_projector(projector.clone(), projector_cancel.clone());
+    stack::wait_live(&legacy, &new_url, &mut rng).await?;
     cutover::set(
         &control,
         &config,
@@ -383,7 +421,8 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
     .step("moving to canary")?;
     wait_for_mode(&proxy, Mode::Canary(25)).await?;
     ledger.reset();
-    let s4 = traffic::phase(&driver, "canary 25%", &mut rng, opts.writes_per_phase / 2).await?;
+    // As long as the fix phase: promotion to new needs the same evidence from the canary.
+    let s4 = traffic::phase(&driver, "canary 25%", &mut rng, opts.writes_per_phase).await?;
     let canary = ledger.snapshot();
     say(
         out,
@@ -439,6 +478,18 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
             cancel,
         },
     ))
+}
+
+/// Stops a projector and waits for it to leave (a Kafka consumer leaves its group), so the next
+/// one starts from the committed checkpoints without a rebalance wait.
+async fn stop(cancel: CancellationToken, task: tokio::task::JoinHandle<()>) {
+    cancel.cancel();
+    if tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the demo projector did not stop within 30 s");
+    }
 }
 
 fn out_width() -> usize {

@@ -5,8 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
-use strangler_bus::LogPublisher;
+use strangler_bus::{KafkaPublisher, LogPublisher};
 use strangler_core::Config;
+use strangler_core::config::BusKind;
 use strangler_outbox::{Relay, RelayOptions, Sink};
 use strangler_projector::Projector;
 use strangler_projector::read_api::{self, ReadApi};
@@ -45,7 +46,7 @@ pub fn serve(
     )
 }
 
-/// Runs the relay from the legacy outbox to the built-in log until `cancel`.
+/// Runs the relay from the legacy outbox to the configured bus until `cancel`.
 pub fn relay(
     config: &Config,
     control: Store,
@@ -56,7 +57,12 @@ pub fn relay(
         .as_ref()
         .map(|l| l.url.clone())
         .ok_or_else(|| DemoError::msg("demo config has no [legacy]"))?;
-    let sink = Sink::Log(LogPublisher::new(control, config.bus.log_partitions));
+    let sink = match (config.bus.kind, &config.bus.kafka) {
+        (BusKind::Kafka, Some(kafka)) => {
+            Sink::Kafka(KafkaPublisher::new(kafka).step("creating the Kafka producer")?)
+        }
+        _ => Sink::Log(LogPublisher::new(control, config.bus.log_partitions)),
+    };
     let relay = Relay::new(legacy, config.outbox.clone(), sink, RelayOptions::default());
     Ok(tokio::spawn(
         async move {
@@ -68,14 +74,21 @@ pub fn relay(
     ))
 }
 
-/// A projector over the files in `dir`, reading the built-in log.
-pub async fn projector(read: Store, control: Store, dir: &Path) -> Result<Projector, DemoError> {
-    let p = Projector::load(
-        read,
-        strangler_projector::Source::Log { store: control },
-        dir,
-    )
-    .step("loading the demo projection")?;
+/// A projector over the files in `dir`, reading the configured bus.
+pub async fn projector(
+    config: &Config,
+    read: Store,
+    control: Store,
+    dir: &Path,
+) -> Result<Projector, DemoError> {
+    let source = match (config.bus.kind, &config.bus.kafka) {
+        (BusKind::Kafka, Some(kafka)) => strangler_projector::Source::Kafka {
+            config: kafka.clone(),
+            group_prefix: config.projections.group_prefix.clone(),
+        },
+        _ => strangler_projector::Source::Log { store: control },
+    };
+    let p = Projector::load(read, source, dir).step("loading the demo projection")?;
     p.setup().await.step("creating the projection's tables")?;
     Ok(p)
 }
@@ -119,4 +132,33 @@ pub fn proxy(
         .instrument(tracing::info_span!("demo_proxy")),
     );
     Ok((proxy, task))
+}
+
+/// Places one order and waits until the new read API serves it: the relay, the bus and the
+/// projector are all flowing (a Kafka consumer has joined its group). Returns how long it took.
+pub async fn wait_live(
+    db: &crate::legacy::LegacyDb,
+    new_url: &str,
+    rng: &mut rand::rngs::StdRng,
+) -> Result<std::time::Duration, DemoError> {
+    let started = std::time::Instant::now();
+    let id = db
+        .place_order(rng, 50)
+        .await
+        .step("placing the pipeline probe order")?;
+    let client = super::traffic::Client::new();
+    let url = format!("{new_url}/orders/{id}");
+    while started.elapsed() < std::time::Duration::from_secs(60) {
+        let (status, _) = client
+            .get(&url)
+            .await
+            .step("asking the read API for the probe order")?;
+        if status == 200 {
+            return Ok(started.elapsed());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    Err(DemoError::msg(format!(
+        "order {id} did not reach the read API within 60 s: the relay, the bus or the projector is not flowing"
+    )))
 }

@@ -65,7 +65,7 @@ pub async fn phase(
         .progress_chars("=> "),
     );
     bar.set_prefix(label.to_string());
-    let client = reqwest_like::Client::new();
+    let client = Client::new();
     let workload = Workload {
         change_share: 0.3,
         customers: 50,
@@ -123,6 +123,8 @@ pub async fn phase(
     proxy.flush_stats().await.step("flushing verdict counts")?;
     Ok(stats)
 }
+
+pub use reqwest_like::Client;
 
 /// A minimal keep-alive HTTP/1.1 client over hyper-util, enough for the demo's reads.
 mod reqwest_like {
