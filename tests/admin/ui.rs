@@ -112,6 +112,51 @@ fn save(name: &str, png: &[u8]) {
     }
 }
 
+/// Traffic per hour and freshness come from backend-specific SQL: check them on each.
+fn assert_hourly_and_fresh(json: &Value, compared: i64) {
+    let hourly = json["hourly"].as_array().unwrap();
+    assert_eq!(
+        hourly
+            .iter()
+            .map(|h| h["compared"].as_i64().unwrap())
+            .sum::<i64>(),
+        compared,
+        "{hourly:?}"
+    );
+    assert!(
+        hourly
+            .iter()
+            .all(|h| h["hour"].as_str().unwrap().ends_with(":00:00Z")),
+        "{hourly:?}"
+    );
+    let age = json["freshness"]["age_s"]
+        .as_f64()
+        .expect("a last comparison time");
+    assert!((0.0..120.0).contains(&age), "the run just happened: {age}");
+    assert!(json["freshness"]["last_mismatch_at"].is_string());
+}
+
+#[tokio::test]
+async fn postgres_reports_agree_too() {
+    let run = shadow_run(strangler_test_support::pg_database().await, 15).await;
+    let cancel = CancellationToken::new();
+    let addr = run.serve_admin(cancel.clone()).await;
+    let json: Value =
+        serde_json::from_str(&get(addr, "/api/v1/capabilities/orders/report", VIEWER).await)
+            .unwrap();
+    assert_eq!(
+        (
+            json["traffic"]["compared"].as_i64(),
+            json["traffic"]["mismatches"].as_i64()
+        ),
+        (Some(15), Some(5))
+    );
+    assert_hourly_and_fresh(&json, 15);
+    let html = get(addr, "/api/v1/capabilities/orders/report.html", VIEWER).await;
+    assert_eq!(html_figures(&html), expected_figures(&json));
+    cancel.cancel();
+}
+
 const FIGURES_JS: &str = "const m = {}; document.querySelectorAll('[data-figure]').forEach(e => m[e.dataset.figure] = e.textContent); return m;";
 
 #[tokio::test]
@@ -131,6 +176,7 @@ async fn html_report_and_dashboard_show_the_json_reports_figures() {
     );
     assert_eq!(expected["mismatch_rate"], "33.33%");
     assert!(!json["exemplars"].as_array().unwrap().is_empty());
+    assert_hourly_and_fresh(&json, 30);
     // The rule that ignores legacy's request id forgave one difference in every comparison.
     let rules = json["rules"].as_array().unwrap();
     assert_eq!(rules.len(), 1, "{rules:?}");
