@@ -438,3 +438,33 @@ async fn a_write_between_the_chunk_select_and_the_high_watermark_wins_over_the_r
         table_image(&legacy.url).await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_source_wal_without_a_wal_section_says_what_to_add() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("strangler.toml");
+    std::fs::write(
+        &config,
+        "[legacy]\nurl = \"postgres://postgres@127.0.0.1:5432/postgres\"\n[bus]\nkind = \"log\"\n\
+         [store]\nurl = \"sqlite://STORE?mode=rwc\"\n"
+            .replace("STORE", &dir.path().join("s.db").display().to_string()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(strangler_bin())
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "relay",
+            "--source",
+            "wal",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_ne!(out.status.code(), Some(69), "no longer `not built yet`");
+    assert!(
+        stderr.contains("[wal]") && stderr.contains("tables"),
+        "{stderr}"
+    );
+}
