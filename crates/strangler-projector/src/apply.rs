@@ -60,11 +60,52 @@ pub async fn apply_batch(
     let name = projection.name();
     let version = projection.version();
     let settings = projection.settings();
+    let partitions: Vec<(String, i32)> = progress_of(events)
+        .into_iter()
+        .map(|p| (p.topic, p.partition))
+        .collect();
+    checkpoint::lock(tx, name, version, &partitions).await?;
     let admitted = crate::dedup::admit(tx, name, version, events).await?;
     let mut stats = BatchStats::default();
     let mut stop: Option<(usize, Error)> = None;
 
-    for (i, event) in events.iter().enumerate() {
+    if !careful {
+        // Many events per statement; any failure sends the batch down the careful path.
+        let mut run: Vec<&Event> = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            if !admitted[i] {
+                stats.duplicates += 1;
+                continue;
+            }
+            if parked.contains(event.key.as_deref().unwrap_or_default()) {
+                dead_letter::insert(
+                    tx,
+                    name,
+                    version,
+                    event,
+                    Status::Parked,
+                    Reason::KeyParked,
+                    "an earlier event of this key is parked",
+                )
+                .await?;
+                stats.dead_lettered += 1;
+                continue;
+            }
+            run.push(event);
+        }
+        match projection.apply_many(tx, &run).await {
+            Ok(m) => {
+                stats.applied += m.applied;
+                stats.ignored += m.ignored;
+                stats.rows += m.rows;
+            }
+            Err(_) => return Ok(BatchResult::NeedCareful),
+        }
+    }
+
+    // The careful path: one event at a time, each in a savepoint.
+    let one_by_one: &[Event] = if careful { events } else { &[] };
+    for (i, event) in one_by_one.iter().enumerate() {
         if !admitted[i] {
             stats.duplicates += 1;
             continue;
@@ -82,17 +123,6 @@ pub async fn apply_batch(
             )
             .await?;
             stats.dead_lettered += 1;
-            continue;
-        }
-        if !careful {
-            match projection.apply(tx, event).await {
-                Ok(Applied::Rows(n)) => {
-                    stats.applied += 1;
-                    stats.rows += n;
-                }
-                Ok(Applied::Ignored) => stats.ignored += 1,
-                Err(_) => return Ok(BatchResult::NeedCareful),
-            }
             continue;
         }
         let retries = settings

@@ -128,6 +128,54 @@ pub async fn advance(
     Ok(n == 1)
 }
 
+/// Locks the checkpoint rows of `parts` for the rest of `tx`, in (topic, partition) order, so
+/// every writer of a version's rows takes its locks in one order (no deadlock between a batch and
+/// a per-key replay). SQLite needs nothing: `BEGIN IMMEDIATE` already holds the writer lock.
+pub async fn lock(
+    tx: &mut ReadTx,
+    projection: &str,
+    version: u32,
+    parts: &[(String, i32)],
+) -> Result<(), sqlx::Error> {
+    let ReadTx::Pg(t) = tx else { return Ok(()) };
+    let (topics, partitions): (Vec<String>, Vec<i32>) = parts.iter().cloned().unzip();
+    sqlx::query(
+        "SELECT c.partition FROM strangler_projection_checkpoint c \
+         JOIN UNNEST($3::text[], $4::int4[]) AS u(t, p) ON c.topic = u.t AND c.partition = u.p \
+         WHERE c.projection = $1 AND c.version = $2 ORDER BY c.topic, c.partition FOR UPDATE OF c",
+    )
+    .bind(projection)
+    .bind(i64::from(version))
+    .bind(topics)
+    .bind(partitions)
+    .fetch_all(&mut **t)
+    .await?;
+    Ok(())
+}
+
+/// Locks every checkpoint row of a version (same order as [`lock`]) and returns each
+/// partition's next offset.
+pub async fn lock_all(
+    tx: &mut ReadTx,
+    projection: &str,
+    version: u32,
+) -> Result<HashMap<(String, i32), i64>, sqlx::Error> {
+    let lock = match tx {
+        ReadTx::Pg(_) => " FOR UPDATE",
+        ReadTx::Sqlite(_) => "",
+    };
+    let sql = format!(
+        "SELECT topic, partition, next_offset FROM strangler_projection_checkpoint \
+         WHERE projection = $1 AND version = $2 ORDER BY topic, partition{lock}"
+    );
+    let rows: Vec<(String, i32, i64)> = on_tx!(tx, c => sqlx::query_as(&sql)
+        .bind(projection)
+        .bind(i64::from(version))
+        .fetch_all(c)
+        .await?);
+    Ok(rows.into_iter().map(|(t, p, n)| ((t, p), n)).collect())
+}
+
 /// Sets the next offset of partitions (replay), creating rows that do not exist.
 pub async fn reset(
     tx: &mut ReadTx,

@@ -10,6 +10,7 @@
 //! [`version`]; lag and health in [`freshness`]; the HTTP read API in [`read_api`].
 
 pub mod apply;
+pub mod batch;
 pub mod checkpoint;
 pub mod contracts;
 pub mod dead_letter;
@@ -18,6 +19,7 @@ pub mod definition;
 mod error;
 pub mod event;
 pub mod freshness;
+pub mod keys;
 pub mod policy;
 pub mod projection;
 pub mod read_api;
@@ -30,6 +32,6 @@ pub mod store;
 pub mod version;
 
 pub use error::{Error, Result};
-pub use projection::{Applied, ApplyError, Projection, Settings, SqlProjection};
+pub use projection::{Applied, ApplyError, ManyApplied, Projection, Settings, SqlProjection};
 pub use service::Projector;
 pub use source::Source;

@@ -4,6 +4,7 @@
 use sqlx::{Postgres, Sqlite, Transaction};
 use strangler_store::Store;
 
+use crate::batch::ArrayType;
 use crate::event::Value;
 use crate::sql::Dialect;
 
@@ -53,6 +54,59 @@ macro_rules! bind_values {
     }};
 }
 
+/// One parameter's values for a step, as a typed array (PostgreSQL).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Array {
+    /// BIGINT[].
+    Int(Vec<Option<i64>>),
+    /// DOUBLE PRECISION[].
+    Float(Vec<Option<f64>>),
+    /// BOOLEAN[].
+    Bool(Vec<Option<bool>>),
+    /// TEXT[].
+    Text(Vec<Option<String>>),
+}
+
+impl Array {
+    /// Collects values of one type (`ArrayType::of` checked them); others become NULL.
+    pub fn collect<'a>(ty: ArrayType, values: impl Iterator<Item = &'a Value>) -> Array {
+        match ty {
+            ArrayType::Int8 => Array::Int(
+                values
+                    .map(|v| match v {
+                        Value::Int(i) => Some(*i),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            ArrayType::Float8 => Array::Float(
+                values
+                    .map(|v| match v {
+                        Value::Float(f) => Some(*f),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            ArrayType::Bool => Array::Bool(
+                values
+                    .map(|v| match v {
+                        Value::Bool(b) => Some(*b),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            ArrayType::Text => Array::Text(
+                values
+                    .map(|v| match v {
+                        Value::Text(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
 /// An open transaction on the read store.
 pub enum ReadTx {
     /// PostgreSQL.
@@ -85,6 +139,29 @@ impl ReadTx {
             let q = bind_values!(sqlx::query(sql), params);
             Ok(q.execute(c).await?.rows_affected())
         })
+    }
+
+    /// Runs one statement with arrays bound in order (PostgreSQL only; multi-row statements).
+    pub async fn execute_arrays(
+        &mut self,
+        sql: &str,
+        arrays: Vec<Array>,
+    ) -> Result<u64, sqlx::Error> {
+        let ReadTx::Pg(t) = self else {
+            return Err(sqlx::Error::Protocol(
+                "array parameters need a PostgreSQL read store".into(),
+            ));
+        };
+        let mut q = sqlx::query(sql);
+        for a in arrays {
+            q = match a {
+                Array::Int(v) => q.bind(v),
+                Array::Float(v) => q.bind(v),
+                Array::Bool(v) => q.bind(v),
+                Array::Text(v) => q.bind(v),
+            };
+        }
+        Ok(q.execute(&mut **t).await?.rows_affected())
     }
 
     /// Runs SQL text without parameters (DDL, possibly several statements).

@@ -96,6 +96,31 @@ pub async fn run(global: &GlobalArgs, cmd: &ProjectCommand) -> anyhow::Result<Ex
             version,
             dry_run,
         } => replay(&config, name, *version, From::Rebuild, *dry_run).await,
+        ProjectCommand::ReplayKeys {
+            name,
+            version,
+            keys,
+            keys_file,
+            dry_run,
+        } => {
+            let mut keys = keys.clone();
+            if let Some(file) = keys_file {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("reading --keys-file {}", file.display()))?;
+                keys.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string),
+                );
+            }
+            if keys.is_empty() {
+                anyhow::bail!(
+                    "no keys to replay: give --key KEY or a --keys-file with one key a line"
+                );
+            }
+            replay_keys(&config, name, *version, &keys, *dry_run).await
+        }
         ProjectCommand::Promote {
             name,
             version: v,
@@ -194,6 +219,63 @@ async fn replay(
         stats.ignored
     );
     Ok(ExitCode::SUCCESS)
+}
+
+async fn replay_keys(
+    config: &Config,
+    name: &str,
+    version: Option<u32>,
+    keys: &[String],
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let shutdown = Shutdown::install(&config.telemetry);
+    let p = projector(config).await?;
+    let one = p.one(name, version)?;
+    let stats = replay_keys_with(&p, &one, keys, dry_run, &shutdown.token).await?;
+    let verb = if dry_run { "would apply" } else { "applied" };
+    println!(
+        "{name} v{}: {} keys ({} with events); {verb} {} events touching {} rows after resetting {} rows; scanned {} records",
+        one.version(),
+        stats.keys,
+        stats.keys_with_events,
+        stats.applied,
+        stats.rows,
+        stats.reset_rows,
+        stats.scanned
+    );
+    if !stats.keys_without_events.is_empty() {
+        println!(
+            "keys with no event on the bus (reset only): {}",
+            stats.keys_without_events.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Replays `keys` of one projection version with a scan progress bar on stderr.
+pub async fn replay_keys_with(
+    p: &Projector,
+    one: &Arc<strangler_projector::SqlProjection>,
+    keys: &[String],
+    dry_run: bool,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<strangler_projector::keys::KeyReplayStats> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("scanning {bar:40} {pos}/{len} records  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let bar2 = bar.clone();
+    let mut on_scan = move |read: u64, total: u64| {
+        bar2.set_length(total);
+        bar2.set_position(read);
+    };
+    let stats = p
+        .replay_keys(one, keys, dry_run, cancel, &mut on_scan)
+        .await
+        .with_context(|| format!("replaying {} keys of {}", keys.len(), one.name()))?;
+    bar.finish_and_clear();
+    Ok(stats)
 }
 
 async fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {

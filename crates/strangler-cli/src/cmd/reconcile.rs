@@ -6,7 +6,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use strangler_reconcile::{EXIT_DRIFT, EXIT_ERROR, EXIT_OK, Progress, Reconciler, Report};
+use strangler_reconcile::{
+    EXIT_DRIFT, EXIT_ERROR, EXIT_OK, Progress, Reconciler, RepairOutcome, Repairer, Report,
+    repair_and_recheck,
+};
 
 use crate::cli::{GlobalArgs, ReconcileArgs};
 
@@ -32,14 +35,64 @@ async fn check(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<bool
         .with_context(|| format!("reconciling `{}`", args.name))?;
     print(&report, &args.format);
     if args.repair && report.has_drift() {
-        // strangler-projector has no replay of a key set yet (only whole-partition replay from an
-        // offset or a time), so there is no Repairer to wire here.
-        anyhow::bail!(
-            "--repair is not available yet: strangler-projector offers no per-key replay; \
-             the drift above was not repaired (replay the projection with `strangler project replay`)"
+        let projection = config
+            .reconcile
+            .iter()
+            .find(|r| r.name == args.name)
+            .and_then(|r| r.projection_name.clone())
+            .unwrap_or_else(|| args.name.clone());
+        let projector = crate::cmd::project::projector(&config).await?;
+        let one = projector.one(&projection, None).with_context(|| {
+            format!(
+                "--repair replays through projection `{projection}` (set projection_name in \
+                 [[reconcile]] when it is named differently)"
+            )
+        })?;
+        let repairer = ProjectorRepairer {
+            projector,
+            one,
+            cancel: tokio_util::sync::CancellationToken::new(),
+        };
+        eprintln!(
+            "repairing {} drifted keys through {projection}...",
+            report.drifted_keys.len()
         );
+        let repaired = repair_and_recheck(&reconciler, &report, &repairer)
+            .await
+            .with_context(|| format!("repairing `{}`", args.name))?;
+        eprintln!(
+            "replayed {} events of {} keys; re-check of those keys:",
+            repaired.outcome.events, repaired.outcome.keys
+        );
+        print(&repaired.recheck, &args.format);
+        return Ok(repaired.recheck.has_drift());
     }
     Ok(report.has_drift())
+}
+
+/// Repairs by replaying the drifted keys' events through the projection (per-key replay).
+struct ProjectorRepairer {
+    projector: strangler_projector::Projector,
+    one: std::sync::Arc<strangler_projector::SqlProjection>,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+impl Repairer for ProjectorRepairer {
+    async fn repair(&self, keys: &[String]) -> strangler_reconcile::Result<RepairOutcome> {
+        let stats = crate::cmd::project::replay_keys_with(
+            &self.projector,
+            &self.one,
+            keys,
+            false,
+            &self.cancel,
+        )
+        .await
+        .map_err(|e| strangler_reconcile::Error::Repair(format!("{e:#}")))?;
+        Ok(RepairOutcome {
+            keys: stats.keys,
+            events: stats.applied,
+        })
+    }
 }
 
 fn print(report: &Report, format: &str) {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use strangler_projector::SqlProjection;
-use strangler_projector::definition::load_dir;
+use strangler_projector::definition::{load_dir, load_routes_dir};
 use strangler_projector::read_api::{ReadApi, app};
 use strangler_store::{Store, redact_url};
 use strangler_telemetry::Shutdown;
@@ -23,12 +23,25 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<ExitCo
         store.migrate().await.context("migrating the read store")?;
     }
     let dir = config.resolve(&config.projections.dir);
-    let projections: Vec<_> = load_dir(&dir)
-        .with_context(|| format!("loading projections from {}", dir.display()))?
+    let defs =
+        load_dir(&dir).with_context(|| format!("loading projections from {}", dir.display()))?;
+    let route_files = match config.serve.as_ref().and_then(|s| s.routes_dir.as_ref()) {
+        Some(routes_dir) => {
+            let routes_dir = config.resolve(routes_dir);
+            load_routes_dir(&routes_dir, &defs).with_context(|| {
+                format!(
+                    "loading read routes from {} ([serve] routes_dir)",
+                    routes_dir.display()
+                )
+            })?
+        }
+        None => Vec::new(),
+    };
+    let projections: Vec<_> = defs
         .into_iter()
         .map(|(_, d)| std::sync::Arc::new(SqlProjection::new(d)))
         .collect();
-    let api = ReadApi::new(store, &projections);
+    let api = ReadApi::with_route_files(store, &projections, &route_files);
     let listen = args
         .listen
         .clone()

@@ -10,6 +10,16 @@ use strangler_core::config::locate::{line_col, locate, path_to_key};
 
 /// Parses and validates one projection file's text; `file` names it in problems.
 pub fn parse(text: &str, file: &Path) -> Result<ProjectionDef, Vec<Problem>> {
+    parse_as(text, file, validate)
+}
+
+/// Parses a TOML file into `T`, reporting syntax errors, unknown keys, type errors and what
+/// `check` finds, each with its line and column.
+pub(super) fn parse_as<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &Path,
+    check: impl Fn(&T) -> Vec<(String, String, String)>,
+) -> Result<T, Vec<Problem>> {
     let problem = |key: String, line_col, message: String, fix: &str| Problem {
         file: file.to_path_buf(),
         key,
@@ -45,7 +55,7 @@ pub fn parse(text: &str, file: &Path) -> Result<ProjectionDef, Vec<Problem>> {
         let mut record =
             |path: serde_ignored::Path<'_>| unknown.push(path_to_key(&path.to_string()));
         let ignored = serde_ignored::Deserializer::new(value, &mut record);
-        serde_path_to_error::deserialize::<_, ProjectionDef>(ignored)
+        serde_path_to_error::deserialize::<_, T>(ignored)
     };
     for key in unknown {
         problems.push(problem(
@@ -67,7 +77,7 @@ pub fn parse(text: &str, file: &Path) -> Result<ProjectionDef, Vec<Problem>> {
             Err(problems)
         }
         Ok(def) => {
-            for (key, message, fix) in validate(&def) {
+            for (key, message, fix) in check(&def) {
                 problems.push(problem(
                     key.clone(),
                     locate(&doc, text, &key),

@@ -2,10 +2,14 @@
 
 mod load;
 mod model;
+mod routes;
 mod validate;
 
 pub use load::{load_dir, parse};
-pub use model::{BatchConfig, Handler, PolicyConfig, ProjectionDef, RouteDef, RouteResult, Setup};
+pub use model::{
+    BatchConfig, Handler, PolicyConfig, ProjectionDef, ReplayConfig, RouteDef, RouteResult, Setup,
+};
+pub use routes::{RoutesFile, load_routes_dir};
 pub use strangler_core::config::Problem;
 
 #[cfg(test)]

@@ -36,6 +36,9 @@ pub struct ProjectionDef {
     /// Lag that has not moved for this many seconds while events wait makes the projection unhealthy.
     #[serde(default = "default_stall_after_secs")]
     pub stall_after_secs: u64,
+    /// Per-key replay (`strangler project replay-keys`, `strangler reconcile --repair`).
+    #[serde(default)]
+    pub replay: ReplayConfig,
     /// SQL run for each event type, in file order.
     #[serde(default, rename = "handler")]
     pub handlers: Vec<Handler>,
@@ -71,6 +74,17 @@ pub struct Setup {
     /// DDL for SQLite read stores.
     #[serde(default)]
     pub sqlite: Option<String>,
+}
+
+/// How one key is rebuilt on its own.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ReplayConfig {
+    /// Statements that remove one key's rows before its events are applied again, each with
+    /// `:key` bound to the key, for example `DELETE FROM {{orders}} WHERE order_id = :key`.
+    /// Without them a per-key replay applies the key's events over its current rows, which
+    /// repairs upserting projections but leaves rows of keys that have no events.
+    #[serde(default)]
+    pub reset_key: Vec<String>,
 }
 
 /// The failure policy and its retry budget.

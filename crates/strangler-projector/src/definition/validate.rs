@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::Problem;
-use super::model::ProjectionDef;
+use super::model::{ProjectionDef, RouteDef};
 use crate::event::ParamSource;
 use crate::sql;
 
@@ -116,39 +116,54 @@ pub fn validate(def: &ProjectionDef) -> Vec<(String, String, String)> {
             ));
         }
     }
-    for (i, r) in def.routes.iter().enumerate() {
-        let key = format!("route[{i}]");
-        check_tables(format!("{key}.sql"), &r.sql, &mut out);
-        if !r.path.starts_with('/') {
-            out.push((
-                format!("{key}.path"),
-                format!("`{}` does not start with `/`", r.path),
-                "write the path as /orders/{id}".into(),
-            ));
-        }
-        let captures = path_captures(&r.path);
-        for name in sql::param_names(&r.sql) {
-            if !captures.contains(&name) && !r.query.contains(&name) {
+    for (i, text) in def.replay.reset_key.iter().enumerate() {
+        let key = format!("replay.reset_key[{i}]");
+        check_tables(key.clone(), text, &mut out);
+        for name in sql::param_names(text) {
+            if name != "key" {
                 out.push((
-                    format!("{key}.sql"),
-                    format!("`:{name}` is neither a path capture nor a query parameter"),
-                    format!("add `{{{name}}}` to the path, or \"{name}\" to `query`"),
+                    key.clone(),
+                    format!("`:{name}` is not available here; only `:key` is bound"),
+                    "select the key's rows with `:key`, for example WHERE order_id = :key".into(),
                 ));
             }
         }
-        if !r
-            .sql
-            .trim_start()
-            .to_ascii_lowercase()
-            .starts_with("select")
-            && !r.sql.trim_start().to_ascii_lowercase().starts_with("with")
-        {
+    }
+    for (i, r) in def.routes.iter().enumerate() {
+        let key = format!("route[{i}]");
+        check_tables(format!("{key}.sql"), &r.sql, &mut out);
+        out.extend(validate_route(&key, r));
+    }
+    out
+}
+
+/// Problems of one route that need nothing but the route: path, parameters, SELECT.
+pub fn validate_route(key: &str, r: &RouteDef) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    if !r.path.starts_with('/') {
+        out.push((
+            format!("{key}.path"),
+            format!("`{}` does not start with `/`", r.path),
+            "write the path as /orders/{id}".into(),
+        ));
+    }
+    let captures = path_captures(&r.path);
+    for name in sql::param_names(&r.sql) {
+        if !captures.contains(&name) && !r.query.contains(&name) {
             out.push((
                 format!("{key}.sql"),
-                "a route runs a SELECT".into(),
-                "write a SELECT (or WITH ... SELECT) statement".into(),
+                format!("`:{name}` is neither a path capture nor a query parameter"),
+                format!("add `{{{name}}}` to the path, or \"{name}\" to `query`"),
             ));
         }
+    }
+    let head = r.sql.trim_start().to_ascii_lowercase();
+    if !head.starts_with("select") && !head.starts_with("with") {
+        out.push((
+            format!("{key}.sql"),
+            "a route runs a SELECT".into(),
+            "write a SELECT (or WITH ... SELECT) statement".into(),
+        ));
     }
     out
 }

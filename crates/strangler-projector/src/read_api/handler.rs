@@ -15,7 +15,7 @@ use strangler_store::Store;
 use super::error::ApiError;
 use super::rows::query_json;
 use super::{LAG_HEADER, VERSION_HEADER, WATERMARK_HEADER};
-use crate::definition::{RouteDef, RouteResult};
+use crate::definition::{RouteDef, RouteResult, RoutesFile};
 use crate::projection::{Projection, SqlProjection};
 use crate::store::dialect;
 use crate::{freshness, sql, version};
@@ -38,6 +38,17 @@ pub struct ReadApi {
 impl ReadApi {
     /// Routes from the projections' `[[route]]` tables over `store`.
     pub fn new(store: Store, projections: &[Arc<SqlProjection>]) -> ReadApi {
+        ReadApi::with_route_files(store, projections, &[])
+    }
+
+    /// Routes from the projections' `[[route]]` tables and from routes files (`[serve]
+    /// routes_dir`, validated by [`crate::definition::load_routes_dir`]); a file's routes answer
+    /// over whichever version of their projection is served.
+    pub fn with_route_files(
+        store: Store,
+        projections: &[Arc<SqlProjection>],
+        files: &[(std::path::PathBuf, RoutesFile)],
+    ) -> ReadApi {
         let mut by_path: BTreeMap<String, RouteEntry> = BTreeMap::new();
         let mut stall_after = HashMap::new();
         for p in projections {
@@ -52,6 +63,18 @@ impl ReadApi {
                     })
                     .by_version
                     .insert(p.version(), r.clone());
+            }
+        }
+        for (_, f) in files {
+            for r in &f.routes {
+                let entry = by_path.entry(r.path.clone()).or_insert_with(|| RouteEntry {
+                    path: r.path.clone(),
+                    projection: f.projection.clone(),
+                    by_version: BTreeMap::new(),
+                });
+                for p in projections.iter().filter(|p| p.name() == f.projection) {
+                    entry.by_version.insert(p.version(), r.clone());
+                }
             }
         }
         ReadApi {

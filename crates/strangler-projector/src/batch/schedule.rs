@@ -1,0 +1,48 @@
+//! Scheduling a batch's statement runs into steps: each step runs one statement for many events,
+//! and every key's statements run in the key's event order (events of different keys have no
+//! order on the bus beyond their partition, and projections may not depend on one).
+
+use std::collections::HashMap;
+
+/// One statement run for several units (an event's run of one handler statement).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Which statement.
+    pub statement: usize,
+    /// Indices of the units, in arrival order; at most one per key.
+    pub units: Vec<usize>,
+}
+
+/// Groups units `(key, statement)`, given in the order they must apply per key, into as few steps
+/// as a greedy pass finds: a unit joins the earliest step of its statement that comes after its
+/// key's previous unit, else opens a new step at the end. Units without a key are kept in their
+/// mutual order as if they shared one.
+pub fn schedule(units: &[(Option<&str>, usize)]) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::new();
+    // Steps of each statement, in increasing step order.
+    let mut by_statement: HashMap<usize, Vec<usize>> = HashMap::new();
+    // The step of each key's latest unit.
+    let mut last: HashMap<Option<&str>, usize> = HashMap::new();
+    for (u, &(key, statement)) in units.iter().enumerate() {
+        let after = last.get(&key).copied();
+        let candidates = by_statement.entry(statement).or_default();
+        let first_ok = match after {
+            Some(a) => candidates.partition_point(|&s| s <= a),
+            None => 0,
+        };
+        let step = match candidates.get(first_ok) {
+            Some(&s) => s,
+            None => {
+                steps.push(Step {
+                    statement,
+                    units: Vec::new(),
+                });
+                candidates.push(steps.len() - 1);
+                steps.len() - 1
+            }
+        };
+        steps[step].units.push(u);
+        last.insert(key, step);
+    }
+    steps
+}
