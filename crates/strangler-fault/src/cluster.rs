@@ -123,6 +123,27 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// Drops the databases a run created on the shared server (a private one goes with its
+    /// folder).
+    pub async fn drop_databases(&self, urls: &[&str]) {
+        use sqlx::Connection;
+        if matches!(self, Postgres::Private(_)) {
+            return;
+        }
+        let Ok(mut c) = sqlx::PgConnection::connect(&self.admin_url()).await else {
+            return;
+        };
+        for url in urls {
+            if let Some(name) = url.rsplit('/').next() {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut c)
+                    .await;
+            }
+        }
+    }
+}
+
 impl PrivatePg {
     fn start(bin: PathBuf) -> PrivatePg {
         let dir = tempfile::Builder::new()

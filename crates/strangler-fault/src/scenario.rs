@@ -509,6 +509,10 @@ pub async fn run(profile: &Profile) -> Figures {
     read.close().await;
     control.close().await;
     legacy.pool.close().await;
+    stack
+        .pg
+        .drop_databases(&[&legacy_db, &control_db, &read_db])
+        .await;
     if std::env::var("STRANGLER_FAULT_KEEP").as_deref() == Ok("1") {
         let kept = dir.keep();
         eprintln!("fault suite: files kept in {}", kept.display());
