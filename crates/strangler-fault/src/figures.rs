@@ -55,6 +55,7 @@ pub struct Inputs<'a> {
     pub legacy_events: i64,
     pub applied: i64,
     pub drained_in: Duration,
+    pub outbox_left: i64,
     pub reconcile: std::process::Output,
     pub dead_letters: std::process::Output,
     pub rss: BTreeMap<String, Rss>,
@@ -239,11 +240,12 @@ pub async fn collect(i: Inputs<'_>) -> Figures {
     let read_rows = sum(i.read, "SELECT count(*) FROM orders_v1").await;
     let _ = writeln!(
         r,
-        "\nevents: {} written by legacy ({} write attempts failed and rolled back), {} applied to the read model, drained {:.1}s after traffic stopped",
+        "\nevents: {} written by legacy ({} write attempts failed and rolled back), {} applied to the read model; {:.1}s after traffic stopped {} outbox rows were left unrelayed",
         i.legacy_events,
         i.write_failures,
         i.applied,
-        secs(i.drained_in)
+        secs(i.drained_in),
+        i.outbox_left
     );
     let _ = writeln!(
         r,

@@ -398,9 +398,9 @@ pub async fn run(profile: &Profile) -> Figures {
         .await
         .expect("connecting to the read store");
     let drain_start = Instant::now();
-    let (mut legacy_events, mut applied) = (0i64, 0i64);
+    let (mut legacy_events, mut applied, mut outbox_left) = (0i64, 0i64, 0i64);
     while drain_start.elapsed() < profile.drain {
-        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        outbox_left = sqlx::query_scalar("SELECT count(*) FROM outbox")
             .fetch_one(&legacy.pool)
             .await
             .unwrap_or(-1);
@@ -412,7 +412,7 @@ pub async fn run(profile: &Profile) -> Figures {
             .fetch_one(&read)
             .await
             .unwrap_or(-1);
-        if left == 0 && applied >= legacy_events {
+        if outbox_left == 0 && applied >= legacy_events {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -495,6 +495,7 @@ pub async fn run(profile: &Profile) -> Figures {
         legacy_events,
         applied,
         drained_in,
+        outbox_left,
         reconcile,
         dead_letters,
         rss,
