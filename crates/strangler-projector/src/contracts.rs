@@ -11,7 +11,7 @@ use strangler_contracts::{EventRef, Registry};
 
 use crate::event::Event;
 use crate::policy::Reason;
-use crate::projection::{Applied, ApplyError, Projection, Settings};
+use crate::projection::{Applied, ApplyError, ManyApplied, Projection, Settings};
 use crate::service::Projector;
 use crate::store::ReadTx;
 
@@ -107,6 +107,28 @@ impl Projection for Contracted {
     async fn setup(&self, tx: &mut ReadTx) -> Result<(), sqlx::Error> {
         self.inner.setup(tx).await
     }
+    /// Upcasts the whole batch and hands it to the projection's multi-event path; a violation
+    /// fails the call, and the runtime's one-by-one retry isolates (and classifies) the event.
+    async fn apply_many(
+        &self,
+        tx: &mut ReadTx,
+        events: &[&Event],
+    ) -> Result<ManyApplied, ApplyError> {
+        let mut current = Vec::with_capacity(events.len());
+        for e in events {
+            current.push(self.gate.upcast(e).map_err(|detail| ApplyError {
+                reason: Reason::ContractViolation,
+                detail,
+            })?);
+        }
+        let refs: Vec<&Event> = events
+            .iter()
+            .zip(&current)
+            .map(|(e, c)| c.as_ref().unwrap_or(e))
+            .collect();
+        self.inner.apply_many(tx, &refs).await
+    }
+
     async fn apply(&self, tx: &mut ReadTx, event: &Event) -> Result<Applied, ApplyError> {
         match self.gate.upcast(event) {
             Ok(None) => self.inner.apply(tx, event).await,
