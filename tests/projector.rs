@@ -7,6 +7,7 @@
 //! `STRANGLER_PROJECTOR_EVENTS_KILL` (40,000).
 
 mod drift;
+mod keys;
 mod kill;
 mod poison;
 mod read_api;

@@ -16,7 +16,7 @@ use super::support::{
     wait_caught_up,
 };
 
-fn strangler_bin() -> PathBuf {
+pub(super) fn strangler_bin() -> PathBuf {
     if let Ok(p) = std::env::var("CARGO_BIN_EXE_strangler") {
         return PathBuf::from(p);
     }

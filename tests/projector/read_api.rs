@@ -171,3 +171,70 @@ async fn lag_is_reported_while_events_wait() {
             > 0
     );
 }
+
+/// `[serve] routes_dir`: routes in files of their own answer over the named projection's served
+/// version, and a file naming an unknown projection, a foreign table or a taken path is refused
+/// with file, line and fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_from_a_routes_dir_answer_and_bad_files_are_refused() {
+    use strangler_projector::definition::{load_dir, load_routes_dir};
+
+    let env = Env::new(StoreKind::Sqlite, BusKind::Log).await;
+    env.write_projection("orders.toml", &order_summary("orders", 1, "stop"));
+    let mut truth = BTreeMap::new();
+    env.publish(&order_events(200, 20, 0, &mut truth)).await;
+    let p = env.projector().await;
+    env.run_until_caught_up(&p, &[]).await;
+    let defs = load_dir(env.dir.path()).unwrap();
+
+    let routes = tempfile::tempdir().unwrap();
+    std::fs::write(
+        routes.path().join("status.toml"),
+        r#"projection = "orders"
+
+[[route]]
+path = "/statuses/{status}/count"
+sql = "SELECT count(*) AS orders FROM {{orders}} WHERE status = :status"
+result = "one"
+"#,
+    )
+    .unwrap();
+    let files = load_routes_dir(routes.path(), &defs).unwrap();
+    let router = app(ReadApi::with_route_files(
+        env.read.clone(),
+        &p.projections,
+        &files,
+    ));
+    let shipped = truth.values().filter(|t| t.status == "shipped").count();
+    let (status, headers, body) = get(&router, "/statuses/shipped/count").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["orders"], shipped as i64);
+    assert_eq!(headers[VERSION_HEADER], "1");
+    // The projection file's own routes still answer beside them.
+    let (status, _, _) = get(&router, "/orders/o-000003").await;
+    assert_eq!(status, StatusCode::OK);
+
+    std::fs::write(
+        routes.path().join("zbad.toml"),
+        r#"projection = "ordrs"
+
+[[route]]
+path = "/orders/{id}"
+sql = "SELECT * FROM {{orders}} WHERE order_id = :id"
+"#,
+    )
+    .unwrap();
+    let err = load_routes_dir(routes.path(), &defs)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("zbad.toml"), "{err}");
+    assert!(
+        err.contains("no projection named `ordrs`") && err.contains("name one of"),
+        "{err}"
+    );
+    assert!(
+        err.contains("route /orders/{id} is also served by"),
+        "{err}"
+    );
+    assert!(err.contains(":1:"), "the problem names its line: {err}");
+}
