@@ -143,3 +143,95 @@ impl Projection for Contracted {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use strangler_bus::{Header, Record};
+
+    fn gate(reject_uncovered: bool) -> ContractGate {
+        let v1 = json!({"type": "object", "required": ["total"], "properties": {"total": {"type": "number"}}});
+        let v2 = json!({"type": "object", "required": ["total", "channel"],
+            "properties": {"total": {"type": "number"}, "channel": {"type": "string"}},
+            "x-strangler": {"upcast": [{"add": "/channel", "default": "web"}]}});
+        let file = |v: u32| std::path::PathBuf::from(format!("order/Placed.v{v}.json"));
+        let registry = Registry::build(
+            vec![
+                ("order".into(), "Placed".into(), 1, file(1), v1),
+                ("order".into(), "Placed".into(), 2, file(2), v2),
+            ],
+            Vec::new(),
+        )
+        .unwrap();
+        ContractGate {
+            registry,
+            version_header: "schema_version".into(),
+            reject_uncovered,
+        }
+    }
+
+    fn event(ty: &str, payload: serde_json::Value, version: Option<&str>) -> Event {
+        let mut headers = vec![
+            Header {
+                name: "id".into(),
+                value: b"0190f3a2-7d1e-7c3a-9b1e-2a8f4d5c6b7a".to_vec(),
+            },
+            Header {
+                name: "type".into(),
+                value: ty.as_bytes().to_vec(),
+            },
+        ];
+        if let Some(v) = version {
+            headers.push(Header {
+                name: "schema_version".into(),
+                value: v.as_bytes().to_vec(),
+            });
+        }
+        crate::event::decode(Record {
+            topic: "outbox.event.order".into(),
+            partition: 0,
+            offset: 0,
+            key: Some(b"o-1".to_vec()),
+            value: Some(payload.to_string().into_bytes()),
+            headers,
+            timestamp_ms: None,
+        })
+    }
+
+    #[test]
+    fn the_gate_upcasts_passes_current_events_and_applies_the_uncovered_policy() {
+        let g = gate(false);
+        let up = g
+            .upcast(&event("Placed", json!({"total": 1}), None))
+            .unwrap();
+        assert_eq!(
+            up.unwrap().payload.unwrap(),
+            json!({"total": 1, "channel": "web"})
+        );
+        assert!(
+            g.upcast(&event(
+                "Placed",
+                json!({"total": 1, "channel": "app"}),
+                None
+            ))
+            .unwrap()
+            .is_none()
+        );
+        let err = g
+            .upcast(&event("Placed", json!({"total": 1}), Some("2")))
+            .unwrap_err();
+        assert!(err.contains("does not match v2"), "{err}");
+        assert!(
+            g.upcast(&event("Noted", json!({}), None))
+                .unwrap()
+                .is_none()
+        );
+        let g = gate(true);
+        let err = g.upcast(&event("Noted", json!({}), None)).unwrap_err();
+        assert!(
+            err.contains("no contract covers event type `Noted`"),
+            "{err}"
+        );
+    }
+}
