@@ -75,6 +75,7 @@ async fn echo(req: Request) -> impl IntoResponse {
 #[derive(Default)]
 struct NewPath {
     garbage: AtomicBool,
+    fail: AtomicBool,
     sleep_ms: AtomicU64,
     lag_ms: AtomicU64,
     arrivals: AtomicUsize,
@@ -105,6 +106,16 @@ async fn new_path(state: Arc<NewPath>) -> Upstream {
                     .unwrap()
                     .push(h.to_str().unwrap().to_owned());
             }
+            if s.fail.load(SeqCst) {
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    [
+                        ("x-served-by", "new".to_owned()),
+                        ("x-strangler-lag-ms", "0".to_owned()),
+                    ],
+                    "boom".to_owned(),
+                );
+            }
             let sleep = s.sleep_ms.load(SeqCst);
             if sleep > 0 {
                 tokio::time::sleep(Duration::from_millis(sleep)).await;
@@ -119,6 +130,7 @@ async fn new_path(state: Arc<NewPath>) -> Upstream {
             };
             let lag = s.lag_ms.load(SeqCst).to_string();
             (
+                StatusCode::OK,
                 [
                     ("x-served-by", "new".to_owned()),
                     ("x-strangler-lag-ms", lag),
@@ -531,6 +543,86 @@ async fn gates_refuse_a_high_mismatch_rate_allow_a_low_one_and_a_spiking_canary_
         (last.actor.as_str(), last.to_mode.as_str()),
         ("strangler-proxy", "shadow")
     );
+    assert!(
+        last.reason.contains("mismatch_rate_lower95"),
+        "{}",
+        last.reason
+    );
+}
+
+/// Sends requests until `cap` leaves `from`, within 20 s; returns the answers seen meanwhile.
+async fn until_demoted(c: &HttpClient, p: &Running, cap: &str, from: Mode) -> Vec<Answer> {
+    let begun = Instant::now();
+    let mut seen = Vec::new();
+    let mut i = 5_000;
+    while p.status(cap).mode == from {
+        assert!(
+            begun.elapsed() < Duration::from_secs(20),
+            "{cap} never left {from}"
+        );
+        seen.push(fetch(c, p, &format!("/orders/{i}"), &[]).await);
+        i += 1;
+        p.proxy.refresh_modes().await.unwrap();
+    }
+    seen
+}
+
+async fn last_audit(p: &Running, cap: &str) -> strangler_store::cutover::AuditEntry {
+    let history = cutover::history(&p.store, &p.config, cap, 50)
+        .await
+        .unwrap();
+    history.last().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capability_in_new_mode_falls_back_to_shadow_on_errors_or_mismatches() {
+    let legacy = legacy().await;
+    let state = Arc::new(NewPath::default());
+    let new = new_path(state.clone()).await;
+    let db = sqlite_file();
+    let p = start(
+        &config(&legacy.url(), &new.url(), "new_compare_rate = 1.0"),
+        &db.url,
+    )
+    .await;
+    p.set("orders", Mode::New, true).await.unwrap();
+    let c = client();
+    for i in 0..30 {
+        let a = fetch(&c, &p, &format!("/orders/{i}"), &[]).await;
+        assert_eq!(served_by(&a), "new", "a healthy new path serves");
+    }
+
+    // The new path starts failing: every client still gets legacy's answer, and the capability
+    // steps back to shadow by itself, audited.
+    state.fail.store(true, SeqCst);
+    let seen = until_demoted(&c, &p, "orders", Mode::New).await;
+    assert!(!seen.is_empty());
+    for a in &seen {
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(served_by(a), "legacy");
+    }
+    let last = last_audit(&p, "orders").await;
+    assert_eq!(
+        (last.actor.as_str(), last.to_mode.as_str()),
+        ("strangler-proxy", "shadow")
+    );
+    assert!(
+        last.reason.contains("new gate broke") && last.reason.contains("error_rate_lower95"),
+        "{}",
+        last.reason
+    );
+    let a = fetch(&c, &p, "/orders/1", &[]).await;
+    assert_eq!(served_by(&a), "legacy", "shadow serves legacy");
+
+    // Back to new (a fresh evidence window); now the new path answers wrong data, which only
+    // the reverse comparison sees: the capability falls back again, on mismatches.
+    state.fail.store(false, SeqCst);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    p.set("orders", Mode::New, true).await.unwrap();
+    state.garbage.store(true, SeqCst);
+    until_demoted(&c, &p, "orders", Mode::New).await;
+    let last = last_audit(&p, "orders").await;
+    assert_eq!(last.to_mode, "shadow");
     assert!(
         last.reason.contains("mismatch_rate_lower95"),
         "{}",

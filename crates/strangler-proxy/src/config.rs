@@ -56,6 +56,11 @@ impl Upstream {
             .unwrap_or_else(|_| Uri::from_static("/"))
     }
 
+    /// Whether it is spoken to over TLS.
+    pub fn is_https(&self) -> bool {
+        self.scheme == Scheme::HTTPS
+    }
+
     /// `host:port`, the `Host` header for this upstream.
     pub fn authority(&self) -> &Authority {
         &self.authority
@@ -93,6 +98,16 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Whether any upstream (legacy, new, a sandbox) is `https://`.
+    pub fn needs_tls(&self) -> bool {
+        self.legacy.is_https()
+            || self.new.is_https()
+            || self
+                .caps
+                .iter()
+                .any(|c| c.sandbox.as_ref().is_some_and(Upstream::is_https))
+    }
+
     /// Compiles the settings, loading every capability's rules file.
     pub fn from_config(config: &Config) -> Result<Settings> {
         let proxy = config.proxy.clone().ok_or(Error::NoProxySection)?;

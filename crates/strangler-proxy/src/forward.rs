@@ -29,8 +29,13 @@ use crate::error::ProxyError;
 pub type Client = HyperClient<HttpsConnector<HttpConnector>, Body>;
 
 /// Builds the upstream client. `https://` upstreams are verified against the CAs in `ca_pem`
-/// (PEM), or against the system's trust store without it.
-pub fn client(cfg: &ProxyConfig, ca_pem: Option<&[u8]>) -> Result<Client, TlsError> {
+/// (PEM), or against the system's trust store without it; `needs_tls` says whether any
+/// upstream is `https://` (without one, no trust store is read and no TLS is ever spoken).
+pub fn client(
+    cfg: &ProxyConfig,
+    ca_pem: Option<&[u8]>,
+    needs_tls: bool,
+) -> Result<Client, TlsError> {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.set_keepalive(Some(Duration::from_secs(60)));
@@ -57,9 +62,17 @@ pub fn client(cfg: &ProxyConfig, ca_pem: Option<&[u8]>) -> Result<Client, TlsErr
                 .with_no_client_auth();
             builder.with_tls_config(tls)
         }
-        None => builder
+        // Reading the system's trust store costs milliseconds: only when TLS may be spoken.
+        None if needs_tls => builder
             .with_provider_and_native_roots(provider)
             .map_err(|e| TlsError(format!("loading the system's trust store: {e}")))?,
+        None => builder.with_tls_config(
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| TlsError(e.to_string()))?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+        ),
     };
     let https = builder.https_or_http().enable_http1().wrap_connector(http);
     Ok(HyperClient::builder(TokioExecutor::new())
@@ -83,8 +96,17 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
+fn hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name) || name.as_str().starts_with("proxy-")
+}
+
 /// Removes hop-by-hop headers: the fixed list, any `Proxy-*`, and those `Connection` names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names (standard ones compare as integers)
+    // is cheaper than a hashed removal per listed header.
+    if !headers.keys().any(hop_by_hop) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -97,19 +119,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(n);
         }
     }
-    for n in &HOP_BY_HOP {
+    let listed: Vec<HeaderName> = headers.keys().filter(|k| hop_by_hop(k)).cloned().collect();
+    for n in listed {
         headers.remove(n);
-    }
-    // Most messages carry no `Proxy-*` header: look before allocating.
-    if headers.keys().any(|k| k.as_str().starts_with("proxy-")) {
-        let proxy: Vec<HeaderName> = headers
-            .keys()
-            .filter(|k| k.as_str().starts_with("proxy-"))
-            .cloned()
-            .collect();
-        for n in proxy {
-            headers.remove(n);
-        }
     }
 }
 

@@ -97,12 +97,14 @@ impl Proxy {
             std::process::id(),
             rand::random::<u32>()
         );
-        let client =
-            forward::client(&settings.proxy, settings.tls_ca_pem.as_deref()).map_err(|e| {
-                crate::Error::Tls {
-                    reason: e.to_string(),
-                }
-            })?;
+        let client = forward::client(
+            &settings.proxy,
+            settings.tls_ca_pem.as_deref(),
+            settings.needs_tls(),
+        )
+        .map_err(|e| crate::Error::Tls {
+            reason: e.to_string(),
+        })?;
         Ok(Arc::new(Proxy {
             client,
             modes: Arc::new(ModeTable::new(
