@@ -123,3 +123,13 @@ fn the_schedule_keeps_each_keys_order_and_groups_statements() {
     assert_eq!(steps[0].units, [0, 2]);
     assert_eq!(steps[1].units, [1, 3]);
 }
+
+#[test]
+fn every_statement_of_the_example_projection_batches() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../projections/order_summary.toml");
+    let text = std::fs::read_to_string(&path).expect("projections/order_summary.toml");
+    let def = crate::definition::parse(&text, &path).expect("valid");
+    let p = crate::SqlProjection::new(def);
+    assert_eq!(p.batched_statements(), (3, 3));
+}
