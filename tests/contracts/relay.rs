@@ -121,3 +121,77 @@ async fn the_relay_dead_letters_stops_or_warns_on_a_payload_that_breaks_its_cont
     assert!(reasons.is_empty());
     assert_eq!(published, 3);
 }
+
+/// The same through the binary: `[contracts] relay = "dead-letter"` in the configuration file is
+/// what turns the check on for `strangler relay`.
+#[tokio::test]
+async fn strangler_relay_reads_the_contract_policy_from_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    super::write_registry(
+        dir.path(),
+        &[
+            ("contracts/order/OrderPlaced.v1.json", super::placed_v1()),
+            (
+                "contracts/order/OrderPlaced.v2.json",
+                super::placed_v2(true),
+            ),
+        ],
+    );
+    let (legacy, control) = (sqlite_file(), sqlite_file());
+    let pool = sqlx::SqlitePool::connect(&legacy.url).await.unwrap();
+    sqlx::raw_sql(OUTBOX_DDL).execute(&pool).await.unwrap();
+    for (id, payload) in [
+        (
+            "00000000-0000-4000-8000-00000000000a",
+            json!({"order_id": "o-1", "total": 5}),
+        ),
+        (
+            "00000000-0000-4000-8000-00000000000b",
+            json!({"order_id": "o-2"}),
+        ),
+    ] {
+        sqlx::query("INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES (?, 'order', 'o', 'OrderPlaced', ?)")
+            .bind(id)
+            .bind(payload.to_string())
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    std::fs::write(
+        dir.path().join("strangler.toml"),
+        format!(
+            "[store]\nurl = \"{}\"\n\n[legacy]\nurl = \"{}\"\n\n[contracts]\nrelay = \"dead-letter\"\n",
+            control.url, legacy.url
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(super::strangler_bin())
+        .args(["relay", "--once"])
+        .current_dir(dir.path())
+        .env_remove("STRANGLER_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reason: String = sqlx::query_scalar(
+        "SELECT reason FROM outbox_dead_letter WHERE id = '00000000-0000-4000-8000-00000000000b'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("row b dead-lettered");
+    assert!(
+        reason.starts_with("contract violation: order/OrderPlaced"),
+        "{reason}"
+    );
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        left, 0,
+        "a published and deleted, b moved to the dead letters"
+    );
+}

@@ -216,3 +216,52 @@ async fn without_an_upcaster_old_events_are_contract_violations() {
         ),
     }
 }
+
+/// The same through the binary: `[contracts]` in the configuration puts `strangler project
+/// rebuild` behind the gate.
+#[tokio::test]
+async fn strangler_project_rebuild_upcasts_with_contracts_from_the_configuration() {
+    let s = stack().await;
+    let dir = tempfile::tempdir().unwrap();
+    super::write_registry(
+        dir.path(),
+        &[
+            ("contracts/order/OrderPlaced.v1.json", super::placed_v1()),
+            (
+                "contracts/order/OrderPlaced.v2.json",
+                super::placed_v2(true),
+            ),
+        ],
+    );
+    std::fs::create_dir(dir.path().join("projections")).unwrap();
+    std::fs::write(
+        dir.path().join("projections/orders.toml"),
+        PROJECTION
+            .replace("@TOPIC@", &s.topic)
+            .replace("@POLICY@", "stop"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("strangler.toml"),
+        format!(
+            "[store]\nurl = \"{}\"\n\n[projections]\nread_store_url = \"{}\"\n\n[contracts]\n",
+            s._dbs.1.url, s._dbs.0.url
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(super::strangler_bin())
+        .args(["project", "rebuild", "orders_by_channel"])
+        .current_dir(dir.path())
+        .env_remove("STRANGLER_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = rows(&s.read).await;
+    assert_eq!(rows.len(), 10);
+    assert_eq!(rows.iter().filter(|(_, c)| c == "web").count(), 6);
+}
