@@ -701,6 +701,38 @@ async fn a_writer_reads_its_own_write_from_legacy_and_lagging_projections_fall_b
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writers_window_closes_once_the_projection_watermark_passes_the_write() {
+    let legacy = legacy().await;
+    let state = Arc::new(NewPath::default());
+    let new = new_path(state.clone()).await;
+    let db = sqlite_file();
+    let mut cfg = config(&legacy.url(), &new.url(), "freshness_budget_ms = 60000");
+    cfg.proxy.as_mut().unwrap().ryw_window_ms = 60_000;
+    let p = start(&cfg, &db.url).await;
+    p.set("orders", Mode::New, true).await.unwrap();
+    p.set("order-writes", Mode::Shadow, false).await.unwrap();
+    let c = client();
+    let ann = [("x-user", "ann")];
+    let w = call(&c, "POST", format!("http://{}/orders/1", p.addr), &ann).await;
+    assert_eq!(w.status, StatusCode::CREATED);
+
+    // The projection reports 30 s of lag (within its budget): its watermark is before the
+    // write, so ann keeps reading legacy.
+    state.lag_ms.store(30_000, SeqCst);
+    for _ in 0..3 {
+        assert_eq!(served_by(&fetch(&c, &p, "/orders/1", &ann).await), "legacy");
+        p.mirrors_done("orders").await;
+    }
+    // It catches up: the next answer it gives puts its watermark past the write, and ann reads
+    // the new path again long before her 60 s window ends.
+    state.lag_ms.store(0, SeqCst);
+    assert_eq!(served_by(&fetch(&c, &p, "/orders/1", &ann).await), "legacy");
+    p.mirrors_done("orders").await;
+    assert_eq!(served_by(&fetch(&c, &p, "/orders/1", &ann).await), "new");
+    assert_eq!(p.status("orders").counters.fallbacks("read_your_writes"), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hop_by_hop_headers_go_queries_stay_and_http2_clients_are_served() {
     let legacy = legacy().await;
     let state = Arc::new(NewPath::default());

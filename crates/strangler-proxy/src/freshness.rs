@@ -4,7 +4,7 @@
 //! legacy; mirrored copies keep asking the new path, so recovery is seen.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use chrono::{DateTime, Utc};
 use http::HeaderMap;
@@ -22,6 +22,8 @@ pub struct Freshness {
     lag_ms: AtomicU64,
     lagging: AtomicBool,
     lag_gauge: metrics::Gauge,
+    /// Newest watermark seen, as Unix microseconds (`i64::MIN` before any).
+    watermark_us: AtomicI64,
 }
 
 impl Freshness {
@@ -31,6 +33,7 @@ impl Freshness {
             budget_ms,
             lag_ms: AtomicU64::new(0),
             lagging: AtomicBool::new(false),
+            watermark_us: AtomicI64::new(i64::MIN),
             lag_gauge: metrics::gauge!("strangler_proxy_lag_ms", "capability" => name.to_string()),
             name,
         }
@@ -46,9 +49,23 @@ impl Freshness {
         self.lag_ms.load(Relaxed)
     }
 
+    /// Whether the new path has applied everything up to `at`: its newest reported watermark
+    /// (the watermark header's time, or the answer's time minus the lag it reported) is after
+    /// `at` (strictly, so an answer given in the same instant as a write does not count).
+    pub fn applied_since(&self, at: DateTime<Utc>) -> bool {
+        self.watermark_us.load(Relaxed) > at.timestamp_micros()
+    }
+
     /// Reads a new-path answer's headers; returns the lag they report, if any.
     pub fn observe(&self, headers: &HeaderMap, now: DateTime<Utc>) -> Option<u64> {
         let lag = lag_of(headers, now)?;
+        let watermark = match watermark_of(headers) {
+            Some(Watermark::Time(t)) => t.timestamp_micros(),
+            _ => now
+                .timestamp_micros()
+                .saturating_sub(i64::try_from(lag).unwrap_or(i64::MAX).saturating_mul(1000)),
+        };
+        self.watermark_us.fetch_max(watermark, Relaxed);
         self.lag_ms.store(lag, Relaxed);
         let over = lag > self.budget_ms;
         let was = self.lagging.swap(over, Relaxed);
@@ -115,9 +132,18 @@ mod tests {
         h.insert(LAG_HEADER, "5000".parse().unwrap());
         f.observe(&h, Utc::now());
         assert!(f.lagging());
+        let before = Utc::now();
         h.insert(LAG_HEADER, "10".parse().unwrap());
         f.observe(&h, Utc::now());
         assert!(!f.lagging());
         assert_eq!(f.lag_ms(), 10);
+        // 10 ms behind the time of the answer: a write a second ago is applied, one later not.
+        assert!(f.applied_since(before - chrono::TimeDelta::seconds(1)));
+        assert!(!f.applied_since(Utc::now() + chrono::TimeDelta::seconds(1)));
+        // An absurd lag does not overflow: nothing counts as applied by it.
+        let g = Freshness::new("orders".into(), 1_000);
+        h.insert(LAG_HEADER, "1e300".parse().unwrap());
+        g.observe(&h, Utc::now());
+        assert!(!g.applied_since(before));
     }
 }

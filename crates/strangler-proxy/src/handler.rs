@@ -70,15 +70,40 @@ fn canary_key<'a>(proxy: &Proxy, c: &Capability, m: RouteMatch, parts: &'a Parts
 
 async fn capability(proxy: &Arc<Proxy>, m: RouteMatch, req: Request) -> Response {
     let c = &proxy.settings.caps[m.cap];
+    let safe = matches!(
+        req.method(),
+        &Method::GET | &Method::HEAD | &Method::OPTIONS
+    );
+    let writer = if safe {
+        None
+    } else {
+        client_id(req.headers(), &proxy.settings.proxy)
+    };
+    // The window opens when the write arrives, so a read racing it is served by legacy too.
+    if let Some(id) = &writer {
+        proxy
+            .ryw
+            .note_write(id, &c.affects, std::time::Instant::now(), Utc::now());
+    }
+    let resp = serve_capability(proxy, m, req).await;
+    // Noted again once legacy answered: the write is committed by now, and the watermark it is
+    // compared with must pass this moment, not the arrival.
+    if let Some(id) = &writer {
+        proxy
+            .ryw
+            .note_write(id, &c.affects, std::time::Instant::now(), Utc::now());
+    }
+    resp
+}
+
+async fn serve_capability(proxy: &Arc<Proxy>, m: RouteMatch, req: Request) -> Response {
+    let c = &proxy.settings.caps[m.cap];
     let stats = &proxy.stats[m.cap];
     let snap = proxy.modes.current();
     let mode = snap.caps[m.cap];
     let (parts, body) = req.into_parts();
     let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let now = std::time::Instant::now();
-    if !safe && let Some(id) = client_id(&parts.headers, &proxy.settings.proxy) {
-        proxy.ryw.note_write(&id, &c.affects, now);
-    }
     let key = canary_key(proxy, c, m, &parts);
     let by_key = c.cfg.sample_by_key.then_some(&*key);
     let facts = Facts {
@@ -95,7 +120,8 @@ async fn capability(proxy: &Arc<Proxy>, m: RouteMatch, req: Request) -> Response
         &facts,
         || {
             client_id(&parts.headers, &proxy.settings.proxy)
-                .is_some_and(|id| proxy.ryw.recently_wrote(&id, m.cap, now))
+                .and_then(|id| proxy.ryw.pending_write(&id, m.cap, now))
+                .is_some_and(|at| !proxy.fresh[m.cap].applied_since(at))
         },
         || proxy.fresh[m.cap].lagging(),
     );

@@ -1,6 +1,8 @@
 //! Read-your-writes at the edge: after a client writes through the proxy, its reads of the
 //! affected capabilities are served from legacy for a window, even in canary or new mode, so it
-//! never sees a projection that has not caught up with its own write.
+//! never sees a projection that has not caught up with its own write. The window closes early
+//! for a capability once the new path's watermark passes the write (see
+//! [`crate::freshness::Freshness::applied_since`]).
 //!
 //! The map is bounded (oldest client forgotten first) and entries expire; a std `Mutex` guards it
 //! and is never held across an `.await`.
@@ -9,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use http::HeaderMap;
 use strangler_core::config::ProxyConfig;
 
@@ -18,6 +21,8 @@ pub type Affects = Arc<[bool]>;
 struct Entry {
     until: Instant,
     affects: Affects,
+    /// Wall-clock time of the client's latest write, to compare with watermarks.
+    wrote_at: DateTime<Utc>,
 }
 
 #[derive(Default)]
@@ -43,8 +48,8 @@ impl RywMap {
         }
     }
 
-    /// Records that `client` wrote at `now`, affecting `affects`.
-    pub fn note_write(&self, client: &str, affects: &Affects, now: Instant) {
+    /// Records that `client` wrote at `now` (`at` on the wall clock), affecting `affects`.
+    pub fn note_write(&self, client: &str, affects: &Affects, now: Instant, at: DateTime<Utc>) {
         if self.window.is_zero() {
             return;
         }
@@ -64,6 +69,7 @@ impl RywMap {
             Entry {
                 until,
                 affects: merged,
+                wrote_at: at,
             },
         );
         inner.order.push_back((client.to_owned(), until));
@@ -83,11 +89,17 @@ impl RywMap {
 
     /// Whether `client` wrote something affecting capability `cap` within the window.
     pub fn recently_wrote(&self, client: &str, cap: usize, now: Instant) -> bool {
+        self.pending_write(client, cap, now).is_some()
+    }
+
+    /// When `client` last wrote something affecting capability `cap`, if within the window.
+    pub fn pending_write(&self, client: &str, cap: usize, now: Instant) -> Option<DateTime<Utc>> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner
             .clients
             .get(client)
-            .is_some_and(|e| e.until > now && e.affects.get(cap).copied().unwrap_or(false))
+            .filter(|e| e.until > now && e.affects.get(cap).copied().unwrap_or(false))
+            .map(|e| e.wrote_at)
     }
 
     /// Clients remembered now (expired ones may linger until the next write).
@@ -187,11 +199,18 @@ mod tests {
     fn a_write_shields_affected_reads_for_the_window_only() {
         let map = RywMap::new(Duration::from_secs(5), 10);
         let t0 = Instant::now();
-        map.note_write("alice", &affects(&[true, false]), t0);
+        map.note_write("alice", &affects(&[true, false]), t0, Utc::now());
         assert!(map.recently_wrote("alice", 0, t0 + Duration::from_secs(4)));
         assert!(!map.recently_wrote("alice", 1, t0));
         assert!(!map.recently_wrote("bob", 0, t0));
         assert!(!map.recently_wrote("alice", 0, t0 + Duration::from_secs(6)));
+        let at = Utc::now();
+        map.note_write("carol", &affects(&[true, true]), t0, at);
+        assert_eq!(map.pending_write("carol", 1, t0), Some(at));
+        assert_eq!(
+            map.pending_write("carol", 1, t0 + Duration::from_secs(6)),
+            None
+        );
     }
 
     #[test]
@@ -200,14 +219,24 @@ mod tests {
         let t0 = Instant::now();
         let all = affects(&[true]);
         for i in 0..100 {
-            map.note_write(&format!("c{i}"), &all, t0 + Duration::from_millis(i));
+            map.note_write(
+                &format!("c{i}"),
+                &all,
+                t0 + Duration::from_millis(i),
+                Utc::now(),
+            );
             assert!(map.len() <= 3);
         }
         assert!(map.recently_wrote("c99", 0, t0 + Duration::from_millis(100)));
         assert!(!map.recently_wrote("c0", 0, t0 + Duration::from_millis(100)));
         // One client writing repeatedly does not grow the queue without bound.
         for i in 0..1_000 {
-            map.note_write("busy", &all, t0 + Duration::from_millis(200 + i));
+            map.note_write(
+                "busy",
+                &all,
+                t0 + Duration::from_millis(200 + i),
+                Utc::now(),
+            );
         }
         assert!(map.inner.lock().unwrap().order.len() <= 6);
         assert!(map.recently_wrote("busy", 0, t0 + Duration::from_millis(1_300)));

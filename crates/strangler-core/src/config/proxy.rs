@@ -51,7 +51,8 @@ pub struct ProxyConfig {
     /// the proxy only routes on it), used when the header and cookie are absent.
     #[serde(default)]
     pub client_id_from_token: bool,
-    /// After a client's write, how long its reads are served from legacy.
+    /// After a client's write, how long at most its reads are served from legacy; a capability's
+    /// window closes earlier once the new path's watermark passes the write.
     #[serde(default = "default_ryw_window_ms")]
     pub ryw_window_ms: u64,
     /// Most clients remembered for read-your-writes; the oldest is forgotten first.
