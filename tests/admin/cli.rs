@@ -87,6 +87,11 @@ async fn strangler_report_formats_agree_with_the_api() {
         html_figures(&std::fs::read_to_string(&html_file).unwrap()),
         expected
     );
+    // Kept for a person to look at (target/tmp/report.html).
+    let _ = std::fs::copy(
+        &html_file,
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("report.html"),
+    );
 
     let (ok, md, err) = report(&config, &["--format", "markdown"]);
     assert!(ok, "{err}");

@@ -99,14 +99,22 @@ pub async fn build(
         .collect();
     top_paths.sort_by(|a, b| b.count.cmp(&a.count).then(a.path.cmp(&b.path)));
     top_paths.truncate(TOP_PATHS);
-    let mut exemplars = Vec::new();
+    // One exchange often shows several fingerprints: render it once and name them all.
+    let mut exemplars: Vec<super::ExemplarDiff> = Vec::new();
     for f in fingerprints.iter().take(REPORT_EXEMPLARS) {
         if let Some(e) = mismatches
             .exemplars(capability, &f.fingerprint)
             .await?
             .first()
         {
-            exemplars.push(render_exemplar(e));
+            let request = format!("{} {}", e.method, e.path_and_query);
+            match exemplars
+                .iter_mut()
+                .find(|x| x.seen_ms == e.seen_ms && x.request == request)
+            {
+                Some(same) => same.also.push(f.fingerprint.clone()),
+                None => exemplars.push(render_exemplar(e)),
+            }
         }
     }
     let rules = mismatches

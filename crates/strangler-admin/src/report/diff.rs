@@ -27,6 +27,8 @@ pub struct DiffRow {
 pub struct ExemplarDiff {
     /// The fingerprint it illustrates.
     pub fingerprint: String,
+    /// Other fingerprints the same exchange shows (reports render it once).
+    pub also: Vec<String>,
     /// `METHOD /path?query` (redacted).
     pub request: String,
     /// Legacy and candidate status.
@@ -52,6 +54,17 @@ fn pretty(body: &str) -> String {
 
 fn line(s: &str) -> String {
     s.trim_end_matches('\n').to_owned()
+}
+
+impl ExemplarDiff {
+    /// Every fingerprint this exemplar shows, joined with `sep`.
+    pub fn fingerprints(&self, sep: &str) -> String {
+        std::iter::once(&self.fingerprint)
+            .chain(&self.also)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(sep)
+    }
 }
 
 /// Renders one stored exemplar.
@@ -178,6 +191,7 @@ pub fn render_exemplar(e: &Exemplar) -> ExemplarDiff {
         .collect();
     ExemplarDiff {
         fingerprint: e.fingerprint.clone(),
+        also: Vec::new(),
         request: format!("{} {}", e.method, e.path_and_query),
         statuses: (e.legacy_status, e.candidate_status),
         seen_ms: e.seen_ms,

@@ -197,7 +197,7 @@ pub fn render(reports: &[Report]) -> String {
             let _ = write!(
                 out,
                 "<h3>Exemplar of <code>{}</code></h3><p><code>{}</code>: legacy {}, candidate {}{}</p><ul>",
-                esc(&e.fingerprint),
+                esc(&e.fingerprints(", ")),
                 esc(&e.request),
                 e.statuses.0,
                 e.statuses.1,

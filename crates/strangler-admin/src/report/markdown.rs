@@ -98,7 +98,7 @@ pub fn render(reports: &[Report]) -> String {
             let _ = writeln!(
                 out,
                 "### Exemplar `{}`: `{}`\n\n```diff\n{}```\n",
-                e.fingerprint,
+                e.fingerprints("`, `"),
                 cell(&e.request),
                 e.unified
             );

@@ -116,7 +116,10 @@ pub fn render(reports: &[Report]) -> String {
             let _ = writeln!(
                 out,
                 "\n  exemplar of {}: {} ({} vs {})",
-                e.fingerprint, e.request, e.statuses.0, e.statuses.1
+                e.fingerprints(", "),
+                e.request,
+                e.statuses.0,
+                e.statuses.1
             );
             for line in e.unified.lines() {
                 let _ = writeln!(out, "    {line}");
