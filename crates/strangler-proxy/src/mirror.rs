@@ -468,3 +468,79 @@ async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, ta
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> RuleSet {
+        RuleSet::parse(
+            "capability = \"orders\"\n[http]\nstatus = true\nheaders = [\"content-type\"]\n",
+            "orders.toml",
+        )
+        .unwrap()
+    }
+
+    fn side<'a>(status: u16, headers: &'a HeaderMap, body: &'a Bytes) -> AnswerRef<'a> {
+        AnswerRef {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers,
+            body,
+        }
+    }
+
+    #[test]
+    fn identical_answers_match_without_parsing_and_any_difference_is_judged() {
+        let rules = rules();
+        let mut json = HeaderMap::new();
+        json.insert("content-type", HeaderValue::from_static("application/json"));
+        let mut text = HeaderMap::new();
+        text.insert("content-type", HeaderValue::from_static("text/plain"));
+        // Not even JSON: identical bytes are a match all the same.
+        let body = Bytes::from_static(b"{not json");
+        let same = judge(
+            side(200, &json, &body),
+            side(200, &json, &body),
+            None,
+            &rules,
+        );
+        assert_eq!(same.verdict, Verdict::Match);
+        assert_eq!(same.capability, "orders");
+        // A compared header differs: judged, and the difference is found.
+        let hdr = judge(
+            side(200, &json, &body),
+            side(200, &text, &body),
+            None,
+            &rules,
+        );
+        assert_eq!(hdr.verdict, Verdict::Mismatch);
+        assert!(
+            hdr.differences
+                .iter()
+                .any(|d| d.path == "@header/content-type")
+        );
+        // Same bytes, another status.
+        let status = judge(
+            side(200, &json, &body),
+            side(404, &json, &body),
+            None,
+            &rules,
+        );
+        assert_eq!(status.verdict, Verdict::Mismatch);
+        // Two identical server errors are errors, not a match.
+        let failed = judge(
+            side(503, &json, &body),
+            side(503, &json, &body),
+            None,
+            &rules,
+        );
+        assert!(matches!(failed.verdict, Verdict::Error { .. }));
+        // Equal JSON in other bytes still matches through the full comparison.
+        let (a, b) = (
+            Bytes::from_static(b"{\"a\":1,\"b\":2}"),
+            Bytes::from_static(b"{\"b\":2,\"a\":1}"),
+        );
+        let reordered = judge(side(200, &json, &a), side(200, &json, &b), None, &rules);
+        assert_eq!(reordered.verdict, Verdict::Match);
+    }
+}
