@@ -4,6 +4,7 @@
 //! and headless Chromium.
 
 mod api;
+mod binary;
 mod cli;
 mod fixture;
 mod privacy;

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::fixture::{VIEWER, shadow_run};
 use super::ui::{expected_figures, get, html_figures};
 
-fn strangler_bin() -> PathBuf {
+pub fn strangler_bin() -> PathBuf {
     std::env::var("CARGO_BIN_EXE_strangler")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {

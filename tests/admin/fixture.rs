@@ -96,7 +96,7 @@ fn order(id: u32, secrets: &Secrets, new: bool, auth: &str) -> serde_json::Value
     v
 }
 
-async fn side(secrets: Arc<Secrets>, new: bool) -> Upstream {
+pub async fn side(secrets: Arc<Secrets>, new: bool) -> Upstream {
     upstream(Router::new().route(
         "/orders/{id}",
         get(move |UrlPath(id): UrlPath<u32>, headers: HeaderMap| {
