@@ -224,6 +224,12 @@ document.getElementById("logout").addEventListener("click", () => {
 });
 window.addEventListener("hashchange", () => { document.body.removeAttribute("data-loaded"); route(); });
 
+// The front page follows the proxies: modes, rates and lag refresh every 5 s.
+setInterval(() => {
+  const front = location.hash === "" || location.hash === "#/";
+  if (token && front && document.getElementById("confirm").hidden) capabilitiesView().catch(() => {});
+}, 5000);
+
 const given = location.hash.match(/^#token=([^&]+)/);
 if (given) {
   token = decodeURIComponent(given[1]);
