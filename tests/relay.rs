@@ -2,23 +2,23 @@
 //! writers, per-aggregate order, Debezium's outbox format, crashes, a broker restart, fencing and
 //! bad rows.
 //!
-//! Event counts are constants overridable by environment variables, so CI stays fast and a
-//! longer soak is one variable away: `STRANGLER_RELAY_EVENTS_PG` (50,000), `..._MYSQL` (10,000),
-//! `..._SQLITE` (5,000), `..._LOG` (10,000), `..._KILL` (3,000; the crash test's broker keeps its
-//! data in SQLite, which is slow).
+//! Event counts are constants overridable by environment variables, so a longer soak is one
+//! variable away: `STRANGLER_RELAY_EVENTS_PG`, `..._MYSQL` and `..._SQLITE` (50,000 each, as the
+//! issue asks), `..._LOG` (10,000), `..._KILL` (3,000; the crash test's broker keeps its data in
+//! SQLite, which is slow).
 
+mod bad_rows;
+mod fencing;
 mod support;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use sqlx::{Connection, Row};
-use strangler_bus::{LogPublisher, Record};
-use strangler_core::config::BadRowPolicy;
+use sqlx::Connection;
+use strangler_bus::LogPublisher;
 use strangler_outbox::{Relay, RelayOptions, Sink};
 use strangler_store::Store;
-use strangler_test_support::{Broker, TestDb, mysql_database, pg_database, sqlite_file};
+use strangler_test_support::{Broker, mysql_database, pg_database, sqlite_file};
 use tokio_util::sync::CancellationToken;
 
 use support::*;
@@ -59,13 +59,13 @@ async fn relay_postgres_to_kafka_keeps_every_event_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn relay_mariadb_to_kafka_keeps_every_event_in_order() {
-    let total = count("STRANGLER_RELAY_EVENTS_MYSQL", 10_000);
+    let total = count("STRANGLER_RELAY_EVENTS_MYSQL", 50_000);
     concurrent_writers_to_kafka("mysql", total, &strangler_test_support::broker()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn relay_sqlite_to_kafka_keeps_every_event_in_order() {
-    let total = count("STRANGLER_RELAY_EVENTS_SQLITE", 5_000);
+    let total = count("STRANGLER_RELAY_EVENTS_SQLITE", 50_000);
     concurrent_writers_to_kafka("sqlite", total, &strangler_test_support::broker()).await;
 }
 
@@ -79,39 +79,11 @@ async fn relay_postgres_to_builtin_log_keeps_every_event_in_order() {
     store.migrate().await.unwrap();
     let sink = Sink::Log(LogPublisher::new(store.clone(), 4));
     let written = relay_while_writing(&db, &legacy, sink, "order", total).await;
+    let records = log_records(&store).await;
+    assert_eq!(verify(&records, &written, "outbox.event.order"), 0);
     let Store::Postgres(pool) = &store else {
         unreachable!()
     };
-    let rows = sqlx::query("SELECT topic, partition, \"offset\", key, value, headers::text FROM strangler_log ORDER BY partition, \"offset\"")
-        .fetch_all(pool)
-        .await
-        .unwrap();
-    let mut records = Vec::with_capacity(rows.len());
-    let mut dense: HashMap<i32, i64> = HashMap::new();
-    for r in rows {
-        let partition: i32 = r.get(1);
-        let offset: i64 = r.get(2);
-        let expect = dense.entry(partition).or_insert(0);
-        assert_eq!(offset, *expect, "offsets are dense per partition");
-        *expect += 1;
-        let headers: Vec<(String, String)> = serde_json::from_str(&r.get::<String, _>(5)).unwrap();
-        records.push(Record {
-            topic: r.get(0),
-            partition,
-            offset,
-            key: r.get(3),
-            value: r.get(4),
-            headers: headers
-                .into_iter()
-                .map(|(name, v)| strangler_bus::Header {
-                    name,
-                    value: v.into_bytes(),
-                })
-                .collect(),
-            timestamp_ms: None,
-        });
-    }
-    assert_eq!(verify(&records, &written, "outbox.event.order"), 0);
     let heads: i64 = sqlx::query_scalar("SELECT SUM(next_offset)::bigint FROM strangler_log_head")
         .fetch_one(pool)
         .await
@@ -232,145 +204,6 @@ async fn standby_waits_for_the_lease_and_takes_over_after_a_kill() {
     written.extend(second);
     let records = consume_all(&broker.bootstrap, topic);
     assert_eq!(verify(&records, &written, topic), 0);
-}
-
-// ---- bad rows ----
-
-async fn bad_rows_setup(
-    policy: BadRowPolicy,
-) -> (
-    TestDb,
-    sqlx::SqlitePool,
-    Result<strangler_outbox::RelayReport, strangler_outbox::Error>,
-    Store,
-    TestDb,
-) {
-    let db = sqlite_file();
-    let legacy = Legacy::open(&db, "sqlite").await;
-    let Legacy::Lite(pool) = legacy else {
-        unreachable!()
-    };
-    let rows = [
-        ("good-1", "order", "1", r#"{"n": 0}"#),
-        ("not-json", "order", "1", "{oops"),
-        ("no-aggregate-id", "order", "", r#"{"n": 1}"#),
-        ("no-route", "bad type!", "2", r#"{"n": 2}"#),
-        ("good-2", "order", "1", r#"{"n": 1}"#),
-    ];
-    for (label, at, aid, payload) in rows {
-        sqlx::query("INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, tracingspancontext) VALUES (?, ?, ?, 'Changed', ?, ?)")
-            .bind(uuid::Uuid::new_v4().to_string())
-            .bind(at)
-            .bind(aid)
-            .bind(payload)
-            .bind(label)
-            .execute(&pool)
-            .await
-            .unwrap();
-    }
-    let store_db = sqlite_file();
-    let store = Store::connect(&store_db.url).await.unwrap();
-    store.migrate().await.unwrap();
-    let mut cfg = relay_config();
-    cfg.bad_rows = policy;
-    cfg.columns.tracing_span_context = Some("tracingspancontext".into());
-    let relay = Relay::new(
-        db.url.clone(),
-        cfg,
-        Sink::Log(LogPublisher::new(store.clone(), 1)),
-        RelayOptions {
-            once: true,
-            ..RelayOptions::default()
-        },
-    );
-    let res = relay.run(&CancellationToken::new()).await;
-    (db, pool, res, store, store_db)
-}
-
-async fn published_labels(store: &Store) -> Vec<String> {
-    let Store::Sqlite(p) = store else {
-        unreachable!()
-    };
-    let rows: Vec<String> =
-        sqlx::query_scalar("SELECT headers FROM strangler_log ORDER BY \"offset\"")
-            .fetch_all(p)
-            .await
-            .unwrap();
-    rows.iter()
-        .map(|h| {
-            let hs: Vec<(String, String)> = serde_json::from_str(h).unwrap();
-            hs.into_iter()
-                .find(|(n, _)| n == "tracingspancontext")
-                .unwrap()
-                .1
-        })
-        .collect()
-}
-
-#[tokio::test]
-async fn bad_rows_are_dead_lettered_with_their_reason() {
-    let (_db, pool, res, store, _s) = bad_rows_setup(BadRowPolicy::DeadLetter).await;
-    let report = res.expect("dead-lettering does not stop the relay");
-    assert_eq!((report.published, report.dead_lettered), (2, 3));
-    assert_eq!(published_labels(&store).await, ["good-1", "good-2"]);
-    let dead: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT outbox_table, reason, headers FROM outbox_dead_letter ORDER BY dead_letter_id",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    assert_eq!(dead.len(), 3);
-    assert!(
-        dead[0].1.starts_with("payload is not JSON") && dead[0].2.contains("not-json"),
-        "{dead:?}"
-    );
-    assert!(
-        dead[1].1 == "missing aggregate id" && dead[1].2.contains("no-aggregate-id"),
-        "{dead:?}"
-    );
-    assert!(
-        dead[2].1.contains("not a valid topic name") && dead[2].2.contains("no-route"),
-        "{dead:?}"
-    );
-    assert!(dead.iter().all(|d| d.0 == "outbox"));
-    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(
-        left, 0,
-        "dead-lettered rows leave the outbox in the same transaction"
-    );
-}
-
-#[tokio::test]
-async fn bad_row_policy_stop_stops_before_the_bad_row() {
-    let (_db, pool, res, store, _s) = bad_rows_setup(BadRowPolicy::Stop).await;
-    let err = res.expect_err("stop policy stops");
-    assert!(
-        matches!(err, strangler_outbox::Error::BadRow { ref reason, .. } if reason.starts_with("payload is not JSON")),
-        "{err}"
-    );
-    assert_eq!(
-        published_labels(&store).await,
-        ["good-1"],
-        "rows before the bad one are published"
-    );
-    let left: Vec<String> =
-        sqlx::query_scalar("SELECT tracingspancontext FROM outbox ORDER BY seq")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    assert_eq!(
-        left,
-        ["not-json", "no-aggregate-id", "no-route", "good-2"],
-        "nothing after it moves"
-    );
-    let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox_dead_letter")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(dead, 0);
 }
 
 // ---- the MySQL gap-hold strategy ----

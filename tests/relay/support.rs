@@ -63,6 +63,9 @@ impl Legacy {
                         url.parse::<sqlx::sqlite::SqliteConnectOptions>()
                             .unwrap()
                             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                            // WAL's usual setting: commits do not wait for fsync, so eight
+                            // writers get 50,000 events in within seconds.
+                            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                             .busy_timeout(Duration::from_secs(30)),
                     )
                     .await
@@ -80,12 +83,97 @@ impl Legacy {
     }
 
     pub(crate) async fn remaining(&self) -> i64 {
-        let q = "SELECT COUNT(*) FROM outbox";
+        self.count("SELECT COUNT(*) FROM outbox").await
+    }
+
+    /// Runs one statement.
+    pub(crate) async fn exec(&self, sql: &str) {
         match self {
-            Legacy::Pg(p) => sqlx::query_scalar(q).fetch_one(p).await.unwrap(),
-            Legacy::My(p) => sqlx::query_scalar(q).fetch_one(p).await.unwrap(),
-            Legacy::Lite(p) => sqlx::query_scalar(q).fetch_one(p).await.unwrap(),
+            Legacy::Pg(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+            Legacy::My(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+            Legacy::Lite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
         }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The one integer `sql` returns.
+    pub(crate) async fn count(&self, sql: &str) -> i64 {
+        match self {
+            Legacy::Pg(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+            Legacy::My(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+            Legacy::Lite(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+        }
+    }
+
+    /// The text columns of every row `sql` returns.
+    pub(crate) async fn texts(&self, sql: &str) -> Vec<Vec<String>> {
+        fn take<R: sqlx::Row>(r: &R) -> Vec<String>
+        where
+            for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+            usize: sqlx::ColumnIndex<R>,
+        {
+            (0..r.len()).map(|i| r.get::<String, _>(i)).collect()
+        }
+        match self {
+            Legacy::Pg(p) => sqlx::query(sql)
+                .fetch_all(p)
+                .await
+                .unwrap()
+                .iter()
+                .map(take)
+                .collect(),
+            Legacy::My(p) => sqlx::query(sql)
+                .fetch_all(p)
+                .await
+                .unwrap()
+                .iter()
+                .map(take)
+                .collect(),
+            Legacy::Lite(p) => sqlx::query(sql)
+                .fetch_all(p)
+                .await
+                .unwrap()
+                .iter()
+                .map(take)
+                .collect(),
+        }
+    }
+
+    /// Inserts one event with `?` placeholders (MySQL/MariaDB, SQLite) or `$n` (PostgreSQL),
+    /// labelled in its `tracingspancontext` column.
+    pub(crate) async fn insert_labelled(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        payload: &str,
+        label: &str,
+    ) {
+        let id = uuid::Uuid::new_v4().to_string();
+        macro_rules! run {
+            ($pool:expr, $sql:expr) => {
+                sqlx::query($sql)
+                    .bind(&id)
+                    .bind(aggregate_type)
+                    .bind(aggregate_id)
+                    .bind(payload)
+                    .bind(label)
+                    .execute($pool)
+                    .await
+                    .map(|_| ())
+            };
+        }
+        let q = "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, tracingspancontext) \
+                 VALUES (?, ?, ?, 'Changed', ?, ?)";
+        match self {
+            Legacy::Pg(p) => run!(
+                p,
+                "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, tracingspancontext) \
+                 VALUES ($1::uuid, $2, $3, 'Changed', $4::jsonb, $5)"
+            ),
+            Legacy::My(p) => run!(p, q),
+            Legacy::Lite(p) => run!(p, q),
+        }
+        .expect("inserting an outbox row");
     }
 
     /// Inserts `rows` (id, aggregate type, aggregate id, type, payload) in one transaction that
@@ -342,6 +430,54 @@ pub(crate) fn verify(records: &[Record], written: &HashMap<String, Written>, top
     duplicates
 }
 
+/// Every record of the built-in log in `store`, by partition and offset; checks that offsets
+/// are dense per partition.
+pub(crate) async fn log_records(store: &strangler_store::Store) -> Vec<Record> {
+    use sqlx::Row as _;
+    let q = "SELECT topic, partition, \"offset\", key, value, CAST(headers AS TEXT) \
+             FROM strangler_log ORDER BY partition, \"offset\"";
+    macro_rules! read {
+        ($pool:expr) => {
+            sqlx::query(q)
+                .fetch_all($pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let headers: Vec<(String, String)> =
+                        serde_json::from_str(&r.get::<String, _>(5)).unwrap();
+                    Record {
+                        topic: r.get(0),
+                        partition: r.get(1),
+                        offset: r.get(2),
+                        key: r.get(3),
+                        value: r.get(4),
+                        headers: headers
+                            .into_iter()
+                            .map(|(name, v)| strangler_bus::Header {
+                                name,
+                                value: v.into_bytes(),
+                            })
+                            .collect(),
+                        timestamp_ms: None,
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+    }
+    let records = match store {
+        strangler_store::Store::Postgres(p) => read!(p),
+        strangler_store::Store::Sqlite(p) => read!(p),
+    };
+    let mut dense: HashMap<i32, i64> = HashMap::new();
+    for r in &records {
+        let expect = dense.entry(r.partition).or_insert(0);
+        assert_eq!(r.offset, *expect, "offsets are dense per partition");
+        *expect += 1;
+    }
+    records
+}
+
 /// An idempotent Kafka publisher with the relay's defaults.
 pub(crate) fn kafka_sink(bootstrap: &str) -> Sink {
     Sink::Kafka(
@@ -469,6 +605,16 @@ impl OwnBroker {
         child
     }
 
+    /// Stops the broker process (SIGSTOP): connections stay open, nothing is answered.
+    pub(crate) fn pause(&self) {
+        signal(self.child.id(), "-STOP");
+    }
+
+    /// Lets a paused broker run again (SIGCONT).
+    pub(crate) fn resume(&self) {
+        signal(self.child.id(), "-CONT");
+    }
+
     pub(crate) fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -516,10 +662,16 @@ pub(crate) fn spawn_relay(config: &Path, log: &Path) -> Child {
         .expect("starting strangler relay")
 }
 
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("running kill");
+    assert!(status.success(), "kill {sig} {pid} failed");
+}
+
 pub(crate) fn sigterm(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    signal(child.id(), "-TERM");
     let deadline = Instant::now() + Duration::from_secs(20);
     while child.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "relay did not stop on SIGTERM");

@@ -37,6 +37,80 @@ fn rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU seconds (user + system) of `pid`, plus those of its exited children when `children`.
+fn cpu_secs(pid: &str, children: bool) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces): state is field 3; utime, stime,
+    // cutime, cstime are fields 14-17.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    let ticks = if children {
+        f.iter().sum::<f64>()
+    } else {
+        f.iter().take(2).sum::<f64>()
+    };
+    ticks / 100.0
+}
+
+/// CPU seconds of every PostgreSQL process, counting exited backends through the postmaster.
+fn postgres_cpu() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(|e| {
+        let pid = e.ok()?.file_name().into_string().ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        if comm.trim() != "postgres" {
+            return None;
+        }
+        let ppid_is_postgres = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                let ppid = s.rsplit_once(')')?.1.split_whitespace().nth(1)?.to_string();
+                std::fs::read_to_string(format!("/proc/{ppid}/comm")).ok()
+            })
+            .is_some_and(|c| c.trim() == "postgres");
+        // The postmaster (whose parent is not postgres) also carries its reaped children.
+        Some(cpu_secs(&pid, !ppid_is_postgres))
+    })
+    .sum()
+}
+
+/// CPU seconds spent by this process, the broker (`BENCH_BROKER_PID`) and PostgreSQL.
+#[derive(Clone, Copy)]
+struct Cpu {
+    me: f64,
+    broker: f64,
+    postgres: f64,
+}
+
+impl Cpu {
+    fn now() -> Cpu {
+        Cpu {
+            me: cpu_secs("self", false),
+            broker: std::env::var("BENCH_BROKER_PID").map_or(0.0, |p| cpu_secs(&p, false)),
+            postgres: postgres_cpu(),
+        }
+    }
+
+    fn since(self, before: Cpu, events: usize) -> String {
+        let per = |s: f64| s * 1e6 / events as f64;
+        format!(
+            "CPU µs/event: this process {:.1}, broker {:.1}, postgres {:.1}",
+            per(self.me - before.me),
+            per(self.broker - before.broker),
+            per(self.postgres - before.postgres)
+        )
+    }
+}
+
 async fn create_topic(bootstrap: &str, topic: &str) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -112,6 +186,15 @@ async fn fill_outbox(url: &str, n: usize) {
     let mut conn = sqlx::PgConnection::connect(url).await.expect("legacy db");
     let ddl = include_str!("../../../migrations/outbox/postgres.sql");
     sqlx::raw_sql(ddl).execute(&mut conn).await.expect("DDL");
+    // BENCH_PAYLOAD_TYPE=json|jsonb overrides the DDL's payload column type.
+    if let Ok(ty) = std::env::var("BENCH_PAYLOAD_TYPE") {
+        sqlx::query(&format!(
+            "ALTER TABLE outbox ALTER COLUMN payload TYPE {ty}"
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("payload type");
+    }
     sqlx::query("TRUNCATE outbox")
         .execute(&mut conn)
         .await
@@ -184,6 +267,7 @@ async fn main() {
     create_topic(&bootstrap, &bare_topic).await;
     create_topic(&bootstrap, "outbox.event.bench").await;
     let rss_before = rss_mb();
+    let cpu_before = Cpu::now();
     let bare_rate = bare(
         &bootstrap,
         &bare_topic,
@@ -193,8 +277,9 @@ async fn main() {
     )
     .await;
     println!(
-        "bare producer: {bare_rate:.0} events/s (RSS {rss_before:.0} -> {:.0} MB)",
-        rss_mb()
+        "bare producer: {bare_rate:.0} events/s (RSS {rss_before:.0} -> {:.0} MB); {}",
+        rss_mb(),
+        Cpu::now().since(cpu_before, n)
     );
 
     let sink = Sink::Kafka(
@@ -225,6 +310,7 @@ async fn main() {
             samples
         })
     };
+    let cpu_before = Cpu::now();
     let started = Instant::now();
     let report = relay.run(&CancellationToken::new()).await.expect("relay");
     let secs = started.elapsed().as_secs_f64();
@@ -241,6 +327,7 @@ async fn main() {
         "relay: {} events in {secs:.1}s = {relay_rate:.0} events/s",
         report.published
     );
+    println!("relay {}", Cpu::now().since(cpu_before, n));
     println!("relay / bare: {:.2}", relay_rate / bare_rate);
     println!(
         "relay RSS (MB) at 0/25/50/75/100% of the run: {:.0} / {:.0} / {:.0} / {:.0} / {:.0}; max {:.0}",

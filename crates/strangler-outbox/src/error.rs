@@ -35,6 +35,9 @@ pub enum Error {
         /// Why it cannot be published.
         reason: String,
     },
+    /// The read connection's task ended without handing the connection back.
+    #[error("the outbox read task was cancelled; reconnecting")]
+    ReaderLost,
     /// The Kafka producer hit a fatal error and cannot keep its ordering guarantee.
     #[error("the Kafka producer failed fatally: {0}; restart the relay")]
     ProducerFatal(String),

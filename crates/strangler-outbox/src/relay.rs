@@ -51,6 +51,13 @@ pub struct Relay {
     pub(crate) contracts: Option<std::sync::Arc<crate::contracts::RelayContracts>>,
 }
 
+/// Rows read from the outbox, not yet handed to the bus.
+struct Read {
+    rows: Vec<crate::OutboxRow>,
+    cursor_after: Cursor,
+    at: Instant,
+}
+
 /// A batch handed to the bus and not yet completed in the outbox.
 struct InFlight {
     done: Vec<Cursor>,
@@ -193,6 +200,25 @@ impl Relay {
         (records, done, bad, None)
     }
 
+    /// Classifies rows read earlier and hands the good ones to the bus: the batch in flight, and
+    /// the error to stop with when a bad row met `bad_rows = "stop"`.
+    async fn publish(&self, read: Read) -> (InFlight, Option<Error>) {
+        let oldest_ms = read.rows.iter().filter_map(|r| r.timestamp_ms).min();
+        let (records, done, bad, stop) = self.classify(read.rows);
+        let batch = InFlight {
+            cursor_after: read.cursor_after,
+            pending: self.sink.start(records).await,
+            done,
+            bad,
+            read_at: read.at,
+            oldest_ms,
+        };
+        (batch, stop)
+    }
+
+    /// The leader's pipeline. Each round, at once: the lease connection completes the oldest batch
+    /// the bus acknowledged, the read connection reads the next batch, and the rows read the
+    /// round before are classified and handed to the bus.
     async fn lead(
         &self,
         src: &mut Source,
@@ -203,42 +229,76 @@ impl Relay {
         let max_in_flight = self.cfg.max_in_flight.max(1) as usize;
         let mut queue: VecDeque<InFlight> = VecDeque::new();
         let mut in_flight_rows = 0usize;
+        // Read, not yet handed to the bus.
+        let mut ahead: Option<Read> = None;
         let mut committed = src.cursor();
         let mut stop: Option<Error> = None;
         let mut last_renew = Instant::now();
         let renew_every = Duration::from_millis(self.cfg.lease_ttl_ms / 3);
+        let mut idle = false;
         loop {
             let draining = cancel.is_cancelled() || stop.is_some();
-            let mut read_any = false;
-            let mut idle = false;
-            if !draining && in_flight_rows < max_in_flight && queue.len() < self.sink.max_batches()
-            {
-                let limit = (self.cfg.batch_size as usize).min(max_in_flight - in_flight_rows);
-                let rows = src.read_batch(limit as u32).await?;
-                if rows.is_empty() {
-                    idle = true;
-                } else {
-                    read_any = true;
-                    metrics::rows_read(rows.len());
-                    let read_at = Instant::now();
-                    let oldest_ms = rows.iter().filter_map(|r| r.timestamp_ms).min();
-                    let (records, done, bad, stop_now) = self.classify(rows);
-                    stop = stop_now;
-                    let batch = InFlight {
-                        cursor_after: src.cursor(),
-                        pending: self.sink.start(records).await,
-                        done,
-                        bad,
-                        read_at,
-                        oldest_ms,
-                    };
-                    in_flight_rows += batch.rows();
-                    queue.push_back(batch);
-                }
+            if draining {
+                // Not handed to the bus: read again by whoever relays next.
+                ahead = None;
             }
+            let ahead_rows = ahead.as_ref().map_or(0, |r| r.rows.len());
+            let has_room = |in_flight_rows: usize, batches: usize| {
+                !draining
+                    && in_flight_rows + ahead_rows < max_in_flight
+                    && batches < self.sink.max_batches()
+            };
             self.record_age(queue.front());
 
-            let Some(front) = queue.front() else {
+            // Settle the oldest batch once it is acknowledged, or wait for it when nothing else
+            // can move (full, idle, or draining).
+            let must_wait = !has_room(in_flight_rows, queue.len()) || (idle && ahead.is_none());
+            let front = match queue.front() {
+                Some(f) if f.pending.is_ready() || must_wait => queue.pop_front(),
+                _ => None,
+            };
+            let mut acked = None;
+            if let Some(batch) = front {
+                in_flight_rows -= batch.rows();
+                let InFlight {
+                    done,
+                    bad,
+                    cursor_after,
+                    pending,
+                    read_at,
+                    ..
+                } = batch;
+                match pending.wait().await {
+                    Ok(_) => acked = Some((done, bad, cursor_after, read_at)),
+                    Err(e) => {
+                        // Everything after the failed batch is read again, in order, so that no
+                        // aggregate's later event is completed before an earlier one is delivered.
+                        let mut failed = done.len();
+                        for other in queue.drain(..) {
+                            failed += other.done.len();
+                            let _ = other.pending.wait().await;
+                        }
+                        ahead = None;
+                        in_flight_rows = 0;
+                        src.rewind(committed);
+                        metrics::rows_failed(failed);
+                        report.retried += failed as u64;
+                        if let Some(fatal) = self.sink.fatal_error() {
+                            return Err(Error::ProducerFatal(fatal));
+                        }
+                        let delay = backoff.next_delay();
+                        tracing::warn!(error = %e, rows = failed, retry_in_ms = delay.as_millis() as u64,
+                            "delivery failed; will publish again from the last confirmed row");
+                        if stop.is_none() {
+                            sleep_or_cancel(delay, cancel).await;
+                        }
+                        idle = false;
+                        continue;
+                    }
+                }
+            }
+
+            if acked.is_none() && ahead.is_none() && queue.is_empty() {
                 if draining {
                     return match stop.take() {
                         Some(e) => Err(e),
@@ -255,49 +315,68 @@ impl Relay {
                     }
                     sleep_or_cancel(Duration::from_millis(self.cfg.poll_interval_ms), cancel).await;
                 }
-                continue;
-            };
-            // Complete the oldest batch when it is acknowledged, or wait for it when there is
-            // nothing else to do (idle, full, or draining).
-            if !front.pending.is_ready() && read_any {
-                continue;
             }
-            let batch = queue.pop_front().expect("front exists");
-            in_flight_rows -= batch.rows();
-            match batch.pending.wait().await {
-                Ok(_) => {
-                    src.complete(&batch.done, &batch.bad).await?;
-                    committed = batch.cursor_after;
-                    last_renew = Instant::now();
-                    metrics::rows_published(batch.done.len());
-                    metrics::rows_dead_lettered(batch.bad.len());
-                    metrics::batch_latency(batch.read_at.elapsed());
-                    report.published += batch.done.len() as u64;
-                    report.dead_lettered += batch.bad.len() as u64;
-                    backoff.reset();
+            if ahead.is_some() {
+                src.guard_lease().await?;
+            }
+            // The batch being handed over now counts against the room for the next read.
+            let read_next = has_room(in_flight_rows, queue.len() + usize::from(ahead.is_some()));
+            let limit = self
+                .cfg
+                .batch_size
+                .min(max_in_flight.saturating_sub(in_flight_rows + ahead_rows) as u32)
+                .max(1);
+            // The legacy connection: complete the acknowledged batch, then read the next one.
+            let db = async {
+                let (done, bad) = acked
+                    .as_ref()
+                    .map_or((&[][..], &[][..]), |a| (&a.0[..], &a.1[..]));
+                let rows = src
+                    .complete_and_read(done, bad, read_next.then_some(limit))
+                    .await?;
+                Ok::<_, Error>(rows.map(|rows| Read {
+                    rows,
+                    cursor_after: src.cursor(),
+                    at: Instant::now(),
+                }))
+            };
+            // Meanwhile: the rows read last round go to the bus.
+            let bus = async {
+                match ahead.take() {
+                    Some(read) => Some(self.publish(read).await),
+                    None => None,
                 }
-                Err(e) => {
-                    // Everything after the failed batch is read again, in order, so that no
-                    // aggregate's later event is completed before an earlier one is delivered.
-                    let mut failed = batch.done.len();
-                    for other in queue.drain(..) {
-                        failed += other.done.len();
-                        let _ = other.pending.wait().await;
-                    }
-                    in_flight_rows = 0;
-                    src.rewind(committed);
-                    metrics::rows_failed(failed);
-                    report.retried += failed as u64;
-                    if let Some(fatal) = self.sink.fatal_error() {
-                        return Err(Error::ProducerFatal(fatal));
-                    }
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, rows = failed, retry_in_ms = delay.as_millis() as u64,
-                        "delivery failed; will publish again from the last confirmed row");
+            };
+            let (read, published) = tokio::join!(db, bus);
+            if let Some((batch, stop_now)) = published {
+                in_flight_rows += batch.rows();
+                queue.push_back(batch);
+                if stop_now.is_some() {
+                    stop = stop_now;
+                }
+            }
+            let read = read?;
+            if let Some((done, bad, cursor_after, read_at)) = acked {
+                committed = cursor_after;
+                metrics::rows_published(done.len());
+                metrics::rows_dead_lettered(bad.len());
+                metrics::batch_latency(read_at.elapsed());
+                report.published += done.len() as u64;
+                report.dead_lettered += bad.len() as u64;
+                last_renew = Instant::now();
+                backoff.reset();
+            }
+            match read {
+                Some(r) if r.rows.is_empty() => idle = true,
+                Some(r) => {
+                    idle = false;
+                    metrics::rows_read(r.rows.len());
+                    // After a bad row with `bad_rows = "stop"` nothing more is published.
                     if stop.is_none() {
-                        sleep_or_cancel(delay, cancel).await;
+                        ahead = Some(r);
                     }
                 }
+                None => {}
             }
         }
     }

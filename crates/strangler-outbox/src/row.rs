@@ -76,12 +76,22 @@ pub fn to_record(row: &OutboxRow, cfg: &OutboxConfig) -> RowOutcome {
         ));
     }
     let event_type = row.event_type.clone().unwrap_or_default();
-    let payload = match row.payload.as_deref() {
-        None => None,
-        Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(v) => Some((text, v)),
-            Err(e) => return RowOutcome::Bad(format!("payload is not JSON: {e}")),
-        },
+    // The payload is published as it is, so checking that it is JSON need not build a tree;
+    // only the envelope needs the parsed value.
+    let payload = match (row.payload.as_deref(), cfg.value) {
+        (None, _) => None,
+        (Some(text), OutboxValue::Payload) => {
+            match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Ok(_) => Some((text, serde_json::Value::Null)),
+                Err(e) => return RowOutcome::Bad(format!("payload is not JSON: {e}")),
+            }
+        }
+        (Some(text), OutboxValue::Envelope) => {
+            match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(v) => Some((text, v)),
+                Err(e) => return RowOutcome::Bad(format!("payload is not JSON: {e}")),
+            }
+        }
     };
     let extra: Vec<(String, String)> = row
         .headers

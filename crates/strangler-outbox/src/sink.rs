@@ -14,8 +14,8 @@ type BusResult = Result<Vec<Position>, strangler_bus::Error>;
 pub enum Sink {
     /// Kafka: several batches in flight, delivery reports awaited in order.
     Kafka(KafkaPublisher),
-    /// The built-in log: each batch is one transaction in the store, one at a time so that
-    /// offsets follow the outbox order.
+    /// The built-in log: each batch is one transaction in the store, committed before the next
+    /// batch is handed over, so offsets follow the outbox order.
     Log(LogPublisher),
 }
 
@@ -26,11 +26,12 @@ pub(crate) enum Pending {
 }
 
 impl Sink {
-    /// Batches allowed in flight at once.
+    /// Batches handed to the bus and not yet completed in the outbox, at most. The log commits
+    /// each batch as it is handed over; two let one be completed while the next is published.
     pub(crate) fn max_batches(&self) -> usize {
         match self {
             Sink::Kafka(_) => usize::MAX,
-            Sink::Log(_) => 1,
+            Sink::Log(_) => 2,
         }
     }
 

@@ -8,6 +8,8 @@ mod sqlite;
 
 use strangler_core::config::OutboxConfig;
 
+use tracing::Instrument as _;
+
 use crate::{BadRow, Error, OutboxRow, Result};
 
 /// Which database the outbox lives in.
@@ -44,127 +46,278 @@ pub struct Cursor {
     pub seq: i64,
 }
 
-/// One connection to the legacy database, holding (or waiting for) the outbox lease.
+/// The relay's two connections to the legacy database: one holds (or waits for) the outbox lease
+/// and completes rows, the other reads the next batch meanwhile.
 pub struct Source {
     inner: Inner,
+    /// Whether the last read ran beside a completion that succeeded, which proves the lock was
+    /// still held after that read began.
+    lease_proven: bool,
 }
 
+/// The lease connection and the read connection (out only while a read task has it).
 enum Inner {
-    Postgres(postgres::PgSource),
-    Mysql(mysql::MySource),
-    Sqlite(sqlite::LiteSource),
+    Postgres(postgres::PgLease, Option<postgres::PgReader>),
+    Mysql(mysql::MyLease, Option<mysql::MyReader>),
+    Sqlite(sqlite::LiteLease, Option<sqlite::LiteReader>),
+}
+
+/// A connection that reads batches in commit order.
+trait Reader: Send + 'static {
+    fn read_batch(&mut self, limit: u32) -> impl Future<Output = Result<Vec<OutboxRow>>> + Send;
+}
+
+impl Reader for postgres::PgReader {
+    fn read_batch(&mut self, limit: u32) -> impl Future<Output = Result<Vec<OutboxRow>>> + Send {
+        postgres::PgReader::read_batch(self, limit)
+    }
+}
+
+impl Reader for mysql::MyReader {
+    fn read_batch(&mut self, limit: u32) -> impl Future<Output = Result<Vec<OutboxRow>>> + Send {
+        mysql::MyReader::read_batch(self, limit)
+    }
+}
+
+impl Reader for sqlite::LiteReader {
+    fn read_batch(&mut self, limit: u32) -> impl Future<Output = Result<Vec<OutboxRow>>> + Send {
+        sqlite::LiteReader::read_batch(self, limit)
+    }
+}
+
+/// Runs a completion and a read at once, on their two connections. The read runs as a task of
+/// its own, so decoding rows takes another core while this task completes and publishes.
+async fn both<R: Reader>(
+    complete: impl Future<Output = Result<()>>,
+    reader: &mut Option<R>,
+    read: Option<u32>,
+) -> Result<Option<Vec<OutboxRow>>> {
+    let Some(limit) = read else {
+        complete.await?;
+        return Ok(None);
+    };
+    let Some(mut r) = reader.take() else {
+        return Err(Error::ReaderLost);
+    };
+    let task = tokio::spawn(
+        async move {
+            let rows = r.read_batch(limit).await;
+            (r, rows)
+        }
+        .in_current_span(),
+    );
+    let completed = complete.await;
+    let (r, rows) = match task.await {
+        Ok(done) => done,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => return Err(Error::ReaderLost),
+    };
+    *reader = Some(r);
+    completed?;
+    rows.map(Some)
 }
 
 impl Source {
     /// Connects to the outbox at `url`.
     pub async fn connect(url: &str, cfg: &OutboxConfig) -> Result<Source> {
         let inner = match SourceKind::from_url(url)? {
-            SourceKind::Postgres => Inner::Postgres(postgres::PgSource::connect(url, cfg).await?),
-            SourceKind::Mysql => Inner::Mysql(mysql::MySource::connect(url, cfg).await?),
-            SourceKind::Sqlite => Inner::Sqlite(sqlite::LiteSource::connect(url, cfg).await?),
+            SourceKind::Postgres => {
+                let (l, r) = postgres::connect_pair(url, cfg).await?;
+                Inner::Postgres(l, Some(r))
+            }
+            SourceKind::Mysql => {
+                let (l, r) = mysql::connect_pair(url, cfg).await?;
+                Inner::Mysql(l, Some(r))
+            }
+            SourceKind::Sqlite => {
+                let (l, r) = sqlite::connect_pair(url, cfg).await?;
+                Inner::Sqlite(l, Some(r))
+            }
         };
-        Ok(Source { inner })
+        Ok(Source {
+            inner,
+            lease_proven: false,
+        })
     }
 
     /// The database kind.
     pub fn kind(&self) -> SourceKind {
         match &self.inner {
-            Inner::Postgres(_) => SourceKind::Postgres,
-            Inner::Mysql(_) => SourceKind::Mysql,
-            Inner::Sqlite(_) => SourceKind::Sqlite,
+            Inner::Postgres(..) => SourceKind::Postgres,
+            Inner::Mysql(..) => SourceKind::Mysql,
+            Inner::Sqlite(..) => SourceKind::Sqlite,
         }
     }
 
     /// Tries once to take the lease; `false` means another relay holds it.
     pub async fn try_lease(&mut self) -> Result<bool> {
         match &mut self.inner {
-            Inner::Postgres(s) => s.try_lease().await,
-            Inner::Mysql(s) => s.try_lease().await,
-            Inner::Sqlite(s) => s.try_lease().await,
+            Inner::Postgres(l, _) => l.try_lease().await,
+            Inner::Mysql(l, _) => l.try_lease().await,
+            Inner::Sqlite(l, _) => l.try_lease().await,
         }
     }
 
     /// Confirms the lease is still ours (and renews it where it expires); [`Error::Fenced`] if not.
     pub async fn renew_lease(&mut self) -> Result<()> {
         match &mut self.inner {
-            Inner::Postgres(s) => s.check_lease().await,
-            Inner::Mysql(s) => s.check_lease().await,
-            Inner::Sqlite(s) => s.renew_lease().await,
+            Inner::Postgres(l, _) => l.check_lease().await,
+            Inner::Mysql(l, _) => l.check_lease().await,
+            Inner::Sqlite(l, _) => l.renew_lease().await,
+        }
+    }
+
+    /// Makes sure the lease is still ours before the batch read last is published;
+    /// [`Error::Fenced`] if another relay took it. PostgreSQL and MySQL/MariaDB hold their lock
+    /// as long as the lease connection lives: a completion that ran beside the read proves it,
+    /// else the lock is checked. SQLite renews its lease once half of it has passed.
+    pub async fn guard_lease(&mut self) -> Result<()> {
+        match &mut self.inner {
+            Inner::Sqlite(l, _) => l.guard_lease().await,
+            Inner::Postgres(l, _) if !self.lease_proven => l.check_lease().await,
+            Inner::Mysql(l, _) if !self.lease_proven => l.check_lease().await,
+            _ => Ok(()),
         }
     }
 
     /// Reads up to `limit` rows after the cursor, in commit order, and moves the cursor past them.
     pub async fn read_batch(&mut self, limit: u32) -> Result<Vec<OutboxRow>> {
-        match &mut self.inner {
-            Inner::Postgres(s) => s.read_batch(limit).await,
-            Inner::Mysql(s) => s.read_batch(limit).await,
-            Inner::Sqlite(s) => s.read_batch(limit).await,
-        }
+        self.complete_and_read(&[], &[], Some(limit))
+            .await
+            .map(Option::unwrap_or_default)
     }
 
     /// The read cursor.
     pub fn cursor(&self) -> Cursor {
         match &self.inner {
-            Inner::Postgres(s) => s.cursor,
-            Inner::Mysql(s) => s.cursor,
-            Inner::Sqlite(s) => s.cursor,
+            Inner::Postgres(_, r) => r.as_ref().map(|r| r.cursor),
+            Inner::Mysql(_, r) => r.as_ref().map(|r| r.cursor),
+            Inner::Sqlite(_, r) => r.as_ref().map(|r| r.cursor),
         }
+        .unwrap_or_default()
     }
 
     /// Moves the read cursor back (after a failed delivery) so those rows are read again.
     pub fn rewind(&mut self, to: Cursor) {
         match &mut self.inner {
-            Inner::Postgres(s) => s.cursor = to,
-            Inner::Mysql(s) => s.rewind(to),
-            Inner::Sqlite(s) => s.cursor = to,
+            Inner::Postgres(_, Some(r)) => r.cursor = to,
+            Inner::Mysql(_, Some(r)) => r.rewind(to),
+            Inner::Sqlite(_, Some(r)) => r.cursor = to,
+            _ => {}
         }
     }
 
     /// Whether rows are being held back behind a gap (MySQL/MariaDB): not drained yet.
     pub fn holding_gap(&self) -> bool {
         match &self.inner {
-            Inner::Mysql(s) => s.holding_gap(),
+            Inner::Mysql(_, Some(r)) => r.holding_gap(),
             _ => false,
         }
     }
 
-    /// In one transaction: inserts the dead letters, then deletes or marks `seqs` and the bad
-    /// rows. Runs on the lease connection, so a relay that lost its lease cannot complete rows.
-    pub async fn complete(&mut self, done: &[Cursor], bad: &[BadRow]) -> Result<()> {
-        if done.is_empty() && bad.is_empty() {
-            return Ok(());
-        }
-        let mut all: Vec<Cursor> = Vec::with_capacity(done.len() + bad.len());
-        all.extend_from_slice(done);
-        all.extend(bad.iter().map(|b| Cursor {
+    /// At once, on the two connections: completes a batch (in one transaction on the lease
+    /// connection: inserts the dead letters, then deletes or marks the published rows `done` and
+    /// the bad rows) and, with `read = Some(limit)`, reads the next one. A relay that lost its
+    /// lease cannot complete rows: the completion needs the lease connection (and, on SQLite,
+    /// renews the lease in its transaction). The read is returned only if both succeeded.
+    pub async fn complete_and_read(
+        &mut self,
+        done: &[Cursor],
+        bad: &[BadRow],
+        read: Option<u32>,
+    ) -> Result<Option<Vec<OutboxRow>>> {
+        let bad_cursors = bad.iter().map(|b| Cursor {
             tx: b.row.tx,
             seq: b.row.seq,
-        }));
-        match &mut self.inner {
-            Inner::Postgres(s) => {
-                // A batch is a contiguous range below the fence: no other row can be inside it.
-                let lo = all.iter().min().copied().unwrap_or_default();
-                let hi = all.iter().max().copied().unwrap_or_default();
-                s.complete(lo, hi, all.len(), bad).await
+        });
+        let all = || done.iter().copied().chain(bad_cursors.clone());
+        let range = all().min().zip(all().max());
+        let rows = done.len() + bad.len();
+        self.lease_proven = false;
+        let read = match &mut self.inner {
+            Inner::Postgres(l, r) => {
+                let complete = async {
+                    match range {
+                        // A batch is a contiguous range below the fence: no other row can be
+                        // inside it.
+                        Some((lo, hi)) => l.complete(lo, hi, rows, bad).await,
+                        None => Ok(()),
+                    }
+                };
+                both(complete, r, read).await
             }
-            Inner::Mysql(s) => s.complete(&seqs(&all), bad).await,
-            Inner::Sqlite(s) => s.complete(&seqs(&all), bad).await,
-        }
+            Inner::Mysql(l, r) => {
+                let seqs: Vec<i64> = all().map(|c| c.seq).collect();
+                let complete = async {
+                    match range {
+                        Some(_) => l.complete(&seqs, bad).await,
+                        None => Ok(()),
+                    }
+                };
+                both(complete, r, read).await
+            }
+            Inner::Sqlite(l, r) => {
+                let complete = async {
+                    match range {
+                        Some((lo, hi)) => l.complete(lo.seq, hi.seq, bad).await,
+                        None => Ok(()),
+                    }
+                };
+                both(complete, r, read).await
+            }
+        }?;
+        self.lease_proven = range.is_some();
+        Ok(read)
     }
 
-    /// Closes the connection, releasing the lease.
+    /// Closes both connections, releasing the lease.
     pub async fn close(self) {
         match self.inner {
-            Inner::Postgres(s) => s.close().await,
-            Inner::Mysql(s) => s.close().await,
-            Inner::Sqlite(s) => s.close().await,
+            Inner::Postgres(l, r) => {
+                l.close().await;
+                if let Some(r) = r {
+                    r.close().await;
+                }
+            }
+            Inner::Mysql(l, r) => {
+                l.close().await;
+                if let Some(r) = r {
+                    r.close().await;
+                }
+            }
+            Inner::Sqlite(l, r) => {
+                l.close().await;
+                if let Some(r) = r {
+                    r.close().await;
+                }
+            }
         }
     }
 }
 
-fn seqs(c: &[Cursor]) -> Vec<i64> {
-    c.iter().map(|c| c.seq).collect()
+/// Finishes a batch in the open transaction `$tx`: inserts each bad row into the dead-letter
+/// table (`$dead_letter_sql`, 8 parameters), runs `$complete` (the delete or mark, parameters
+/// bound) and commits; returns early with the error if any step fails. One macro for the three drivers, whose connection types differ.
+macro_rules! finish_batch {
+    ($tx:ident, $dead_letter_sql:expr, $table:expr, $bad:expr, $complete:expr) => {{
+        for b in $bad {
+            sqlx::query($dead_letter_sql)
+                .bind($table)
+                .bind(&b.row.id)
+                .bind(&b.row.aggregate_type)
+                .bind(&b.row.aggregate_id)
+                .bind(&b.row.event_type)
+                .bind(&b.row.payload)
+                .bind(b.headers_json())
+                .bind(&b.reason)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        $complete.execute(&mut *$tx).await?;
+        $tx.commit().await?;
+    }};
 }
+pub(crate) use finish_batch;
 
 /// Decodes the common columns of a read query, starting at column `at`.
 macro_rules! decode_row {

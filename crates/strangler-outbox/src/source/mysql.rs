@@ -12,14 +12,30 @@ use sqlx::{Connection, MySqlConnection, Row};
 use strangler_core::config::{OutboxConfig, OutboxRetention};
 
 use super::sql::{self, Dialect, quote};
-use super::{Cursor, decode_row};
+use super::{Cursor, decode_row, finish_batch};
 use crate::{BadRow, Error, OutboxRow, Result};
 
-pub(crate) struct MySource {
+async fn connect(url: &str) -> Result<MySqlConnection> {
+    MySqlConnection::connect(url)
+        .await
+        .map_err(|source| Error::Connect {
+            url: strangler_store::redact_url(url),
+            source,
+        })
+}
+
+/// The connection that holds `GET_LOCK` and completes rows.
+pub(crate) struct MyLease {
     conn: MySqlConnection,
     cfg: OutboxConfig,
-    read_sql: String,
     dead_letter_sql: String,
+}
+
+/// The connection that reads batches and judges gaps, beside the lease connection.
+pub(crate) struct MyReader {
+    conn: MySqlConnection,
+    table: String,
+    read_sql: String,
     headers: Vec<(String, String)>,
     pub(crate) cursor: Cursor,
     /// First missing `seq` and when the gap was first seen.
@@ -27,38 +43,38 @@ pub(crate) struct MySource {
     grace: Duration,
 }
 
-impl MySource {
-    pub(crate) async fn connect(url: &str, cfg: &OutboxConfig) -> Result<MySource> {
-        let mut conn = MySqlConnection::connect(url)
-            .await
-            .map_err(|source| Error::Connect {
-                url: strangler_store::redact_url(url),
-                source,
-            })?;
-        // Published rows (mark) were completed in `seq` order: everything up to the last one is done.
-        let start: i64 = if cfg.retention == OutboxRetention::Mark {
-            sqlx::query_scalar(&format!(
-                "SELECT CAST(COALESCE(MAX(seq), 0) AS SIGNED) FROM {} WHERE {} IS NOT NULL",
-                quote(Dialect::Mysql, &cfg.table),
-                quote(Dialect::Mysql, &cfg.columns.published_at)
-            ))
-            .fetch_one(&mut conn)
-            .await?
-        } else {
-            0
-        };
-        Ok(MySource {
-            conn,
-            cfg: cfg.clone(),
-            read_sql: sql::read_query(Dialect::Mysql, cfg),
-            dead_letter_sql: sql::dead_letter_query(Dialect::Mysql, cfg),
-            headers: sql::header_columns(cfg),
-            cursor: Cursor { tx: 0, seq: start },
-            gap: None,
-            grace: Duration::from_millis(cfg.gap_grace_ms),
-        })
-    }
+pub(crate) async fn connect_pair(url: &str, cfg: &OutboxConfig) -> Result<(MyLease, MyReader)> {
+    let lease = MyLease {
+        conn: connect(url).await?,
+        cfg: cfg.clone(),
+        dead_letter_sql: sql::dead_letter_query(Dialect::Mysql, cfg),
+    };
+    let mut conn = connect(url).await?;
+    // Published rows (mark) were completed in `seq` order: everything up to the last one is done.
+    let start: i64 = if cfg.retention == OutboxRetention::Mark {
+        sqlx::query_scalar(&format!(
+            "SELECT CAST(COALESCE(MAX(seq), 0) AS SIGNED) FROM {} WHERE {} IS NOT NULL",
+            quote(Dialect::Mysql, &cfg.table),
+            quote(Dialect::Mysql, &cfg.columns.published_at)
+        ))
+        .fetch_one(&mut conn)
+        .await?
+    } else {
+        0
+    };
+    let reader = MyReader {
+        conn,
+        table: cfg.table.clone(),
+        read_sql: sql::read_query(Dialect::Mysql, cfg),
+        headers: sql::header_columns(cfg),
+        cursor: Cursor { tx: 0, seq: start },
+        gap: None,
+        grace: Duration::from_millis(cfg.gap_grace_ms),
+    };
+    Ok((lease, reader))
+}
 
+impl MyLease {
     const LOCK: &'static str =
         "SELECT GET_LOCK(CONCAT('strangler-', LEFT(SHA1(CONCAT(DATABASE(), '.', ?)), 40)), 0)";
 
@@ -84,6 +100,25 @@ impl MySource {
         }
     }
 
+    pub(crate) async fn complete(&mut self, seqs: &[i64], bad: &[BadRow]) -> Result<()> {
+        // By the list, not a range: a row that turned up in a gap judged to be a rollback stays
+        // visible in the outbox instead of being deleted unpublished.
+        let complete_sql = sql::complete_query(Dialect::Mysql, &self.cfg, seqs.len());
+        let mut complete = sqlx::query(&complete_sql);
+        for s in seqs {
+            complete = complete.bind(s);
+        }
+        let mut tx = self.conn.begin().await?;
+        finish_batch!(tx, &self.dead_letter_sql, &self.cfg.table, bad, complete);
+        Ok(())
+    }
+
+    pub(crate) async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
+
+impl MyReader {
     pub(crate) fn holding_gap(&self) -> bool {
         self.gap.is_some()
     }
@@ -101,7 +136,7 @@ impl MySource {
         let mut tx = self.conn.begin().await?;
         let n: i64 = sqlx::query_scalar(&format!(
             "SELECT COUNT(*) FROM {} WHERE seq >= ? AND seq < ?",
-            quote(Dialect::Mysql, &self.cfg.table)
+            quote(Dialect::Mysql, &self.table)
         ))
         .bind(from)
         .bind(to)
@@ -159,31 +194,6 @@ impl MySource {
             }
         }
         Ok(out)
-    }
-
-    pub(crate) async fn complete(&mut self, seqs: &[i64], bad: &[BadRow]) -> Result<()> {
-        let complete_sql = sql::complete_query(Dialect::Mysql, &self.cfg, seqs.len());
-        let mut tx = self.conn.begin().await?;
-        for b in bad {
-            sqlx::query(&self.dead_letter_sql)
-                .bind(&self.cfg.table)
-                .bind(&b.row.id)
-                .bind(&b.row.aggregate_type)
-                .bind(&b.row.aggregate_id)
-                .bind(&b.row.event_type)
-                .bind(&b.row.payload)
-                .bind(b.headers_json())
-                .bind(&b.reason)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let mut q = sqlx::query(&complete_sql);
-        for s in seqs {
-            q = q.bind(s);
-        }
-        q.execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     pub(crate) async fn close(self) {

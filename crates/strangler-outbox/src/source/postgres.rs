@@ -1,41 +1,64 @@
 //! PostgreSQL: a commit-order fence on `transaction_id` (xid8), a session advisory lock as lease.
+//!
+//! Two connections: the lease connection holds the lock and completes rows; the read connection
+//! reads the next batch at the same time, so the database works on both at once.
 
 use sqlx::{Connection, PgConnection, Row};
 use strangler_core::config::OutboxConfig;
 
 use super::sql::{self, Dialect};
-use super::{Cursor, decode_row};
+use super::{Cursor, decode_row, finish_batch};
 use crate::{BadRow, Error, OutboxRow, Result};
 
-pub(crate) struct PgSource {
+async fn connect(url: &str) -> Result<PgConnection> {
+    PgConnection::connect(url)
+        .await
+        .map_err(|source| Error::Connect {
+            url: strangler_store::redact_url(url),
+            source,
+        })
+}
+
+/// The connection that holds the advisory lock and completes rows.
+pub(crate) struct PgLease {
     conn: PgConnection,
     table: String,
-    read_sql: String,
     complete_sql: String,
     dead_letter_sql: String,
+}
+
+/// The connection that reads batches in commit order.
+pub(crate) struct PgReader {
+    conn: PgConnection,
+    read_sql: String,
     headers: Vec<(String, String)>,
     pub(crate) cursor: Cursor,
 }
 
-impl PgSource {
-    pub(crate) async fn connect(url: &str, cfg: &OutboxConfig) -> Result<PgSource> {
-        let conn = PgConnection::connect(url)
-            .await
-            .map_err(|source| Error::Connect {
-                url: strangler_store::redact_url(url),
-                source,
-            })?;
-        Ok(PgSource {
-            conn,
-            table: cfg.table.clone(),
-            read_sql: sql::read_query(Dialect::Postgres, cfg),
-            complete_sql: sql::complete_query(Dialect::Postgres, cfg, 0),
-            dead_letter_sql: sql::dead_letter_query(Dialect::Postgres, cfg),
-            headers: sql::header_columns(cfg),
-            cursor: Cursor::default(),
-        })
-    }
+pub(crate) async fn connect_pair(url: &str, cfg: &OutboxConfig) -> Result<(PgLease, PgReader)> {
+    let mut conn = connect(url).await?;
+    // Completing a batch need not wait for its WAL flush: a completion lost in a database crash
+    // only publishes those rows again, which at-least-once allows. Nothing else this session
+    // writes (dead letters travel with their completion) needs more.
+    sqlx::query("SET synchronous_commit = off")
+        .execute(&mut conn)
+        .await?;
+    let lease = PgLease {
+        conn,
+        table: cfg.table.clone(),
+        complete_sql: sql::complete_query(Dialect::Postgres, cfg, 0),
+        dead_letter_sql: sql::dead_letter_query(Dialect::Postgres, cfg),
+    };
+    let reader = PgReader {
+        conn: connect(url).await?,
+        read_sql: sql::read_query(Dialect::Postgres, cfg),
+        headers: sql::header_columns(cfg),
+        cursor: Cursor::default(),
+    };
+    Ok((lease, reader))
+}
 
+impl PgLease {
     fn lock_name(&self) -> String {
         format!("strangler-outbox:{}", self.table)
     }
@@ -65,6 +88,30 @@ impl PgSource {
         }
     }
 
+    pub(crate) async fn complete(
+        &mut self,
+        lo: Cursor,
+        hi: Cursor,
+        rows: usize,
+        bad: &[BadRow],
+    ) -> Result<()> {
+        let complete = sqlx::query(&self.complete_sql)
+            .bind(lo.tx.to_string())
+            .bind(lo.seq)
+            .bind(hi.tx.to_string())
+            .bind(hi.seq)
+            .bind(rows as i64);
+        let mut tx = self.conn.begin().await?;
+        finish_batch!(tx, &self.dead_letter_sql, &self.table, bad, complete);
+        Ok(())
+    }
+
+    pub(crate) async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
+
+impl PgReader {
     pub(crate) async fn read_batch(&mut self, limit: u32) -> Result<Vec<OutboxRow>> {
         let rows = sqlx::query(&self.read_sql)
             .bind(self.cursor.tx.to_string())
@@ -80,39 +127,6 @@ impl PgSource {
             self.cursor = Cursor { tx, seq };
         }
         Ok(out)
-    }
-
-    pub(crate) async fn complete(
-        &mut self,
-        lo: Cursor,
-        hi: Cursor,
-        rows: usize,
-        bad: &[BadRow],
-    ) -> Result<()> {
-        let mut tx = self.conn.begin().await?;
-        for b in bad {
-            sqlx::query(&self.dead_letter_sql)
-                .bind(&self.table)
-                .bind(&b.row.id)
-                .bind(&b.row.aggregate_type)
-                .bind(&b.row.aggregate_id)
-                .bind(&b.row.event_type)
-                .bind(&b.row.payload)
-                .bind(b.headers_json())
-                .bind(&b.reason)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(&self.complete_sql)
-            .bind(lo.tx.to_string())
-            .bind(lo.seq)
-            .bind(hi.tx.to_string())
-            .bind(hi.seq)
-            .bind(rows as i64)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     pub(crate) async fn close(self) {

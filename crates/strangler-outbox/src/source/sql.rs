@@ -109,8 +109,8 @@ pub(crate) fn read_query(d: Dialect, cfg: &OutboxConfig) -> String {
         )
 }
 
-/// Deletes or marks the rows whose `seq` is in the list. PostgreSQL takes one array parameter;
-/// the others take `n` placeholders.
+/// Deletes or marks one batch: PostgreSQL by its (transaction id, seq) range and row count,
+/// SQLite by its `seq` range, MySQL/MariaDB by the list of `n` seqs.
 pub(crate) fn complete_query(d: Dialect, cfg: &OutboxConfig, n: usize) -> String {
     let table = quote(d, &cfg.table);
     let published = quote(d, &cfg.columns.published_at);
@@ -133,7 +133,15 @@ pub(crate) fn complete_query(d: Dialect, cfg: &OutboxConfig, n: usize) -> String
             }
         };
     }
-    let rows = format!("seq IN ({})", vec!["?"; n].join(", "));
+    let rows = match d {
+        // SQLite's single writer numbers rows in commit order, so a batch is every unpublished
+        // row of its `seq` range.
+        Dialect::Sqlite => match cfg.retention {
+            OutboxRetention::Mark => format!("seq BETWEEN ?1 AND ?2 AND {published} IS NULL"),
+            OutboxRetention::Delete => "seq BETWEEN ?1 AND ?2".to_string(),
+        },
+        _ => format!("seq IN ({})", vec!["?"; n].join(", ")),
+    };
     match cfg.retention {
         OutboxRetention::Delete => format!("DELETE FROM {table} WHERE {rows}"),
         OutboxRetention::Mark => {
@@ -181,6 +189,11 @@ mod tests {
         cfg.retention = OutboxRetention::Mark;
         assert!(read_query(Dialect::Sqlite, &cfg).contains("AND \"published_at\" IS NULL"));
         assert!(read_query(Dialect::Mysql, &cfg).contains("(`published_at` IS NOT NULL)"));
+        assert_eq!(
+            complete_query(Dialect::Sqlite, &cfg, 0),
+            "UPDATE \"legacy\".\"outbox\" SET \"published_at\" = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+             WHERE seq BETWEEN ?1 AND ?2 AND \"published_at\" IS NULL"
+        );
         assert_eq!(
             complete_query(Dialect::Mysql, &cfg, 2),
             "UPDATE `legacy`.`outbox` SET `published_at` = CURRENT_TIMESTAMP(6) WHERE seq IN (?, ?)"

@@ -1,68 +1,120 @@
 //! SQLite: one writer at a time, so rows commit in `seq` (AUTOINCREMENT) order; a lease row in
-//! the same file fences relays, renewed in the transaction that completes rows.
+//! the same file fences relays, renewed in the transaction that completes rows, and renewed
+//! before a batch is published once half its time has passed, so a relay that stalled past its
+//! lease (and whose rows a standby may already be relaying) publishes nothing more.
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Row};
 use strangler_core::config::OutboxConfig;
 
 use super::sql::{self, Dialect};
-use super::{Cursor, decode_row};
+use super::{Cursor, decode_row, finish_batch};
 use crate::lease::{holder_id, now_ms};
 use crate::{BadRow, Error, OutboxRow, Result};
 
-pub(crate) struct LiteSource {
+/// The connection that holds the lease row and completes rows.
+pub(crate) struct LiteLease {
     conn: SqliteConnection,
     cfg: OutboxConfig,
-    read_sql: String,
+    complete_sql: String,
     dead_letter_sql: String,
-    headers: Vec<(String, String)>,
     holder: String,
+    /// When the lease was last taken or renewed (the moment the renewal started), if ever.
+    renewed_at: Option<Instant>,
+}
+
+/// The connection that reads batches, beside the lease connection.
+pub(crate) struct LiteReader {
+    conn: SqliteConnection,
+    read_sql: String,
+    headers: Vec<(String, String)>,
     pub(crate) cursor: Cursor,
 }
 
-impl LiteSource {
-    pub(crate) async fn connect(url: &str, cfg: &OutboxConfig) -> Result<LiteSource> {
-        let redacted = strangler_store::redact_url(url);
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(|source| Error::Connect {
-                url: redacted.clone(),
-                source,
-            })?
-            .busy_timeout(Duration::from_secs(10));
-        let conn = SqliteConnection::connect_with(&opts)
-            .await
-            .map_err(|source| Error::Connect {
-                url: redacted,
-                source,
-            })?;
-        Ok(LiteSource {
-            conn,
-            cfg: cfg.clone(),
-            read_sql: sql::read_query(Dialect::Sqlite, cfg),
-            dead_letter_sql: sql::dead_letter_query(Dialect::Sqlite, cfg),
-            headers: sql::header_columns(cfg),
-            holder: holder_id(),
-            cursor: Cursor::default(),
+async fn connect(url: &str) -> Result<SqliteConnection> {
+    let redacted = strangler_store::redact_url(url);
+    let opts = SqliteConnectOptions::from_str(url)
+        .map_err(|source| Error::Connect {
+            url: redacted.clone(),
+            source,
+        })?
+        .busy_timeout(Duration::from_secs(10));
+    SqliteConnection::connect_with(&opts)
+        .await
+        .map_err(|source| Error::Connect {
+            url: redacted,
+            source,
         })
-    }
+}
 
+pub(crate) async fn connect_pair(url: &str, cfg: &OutboxConfig) -> Result<(LiteLease, LiteReader)> {
+    let lease = LiteLease {
+        conn: connect(url).await?,
+        cfg: cfg.clone(),
+        complete_sql: sql::complete_query(Dialect::Sqlite, cfg, 0),
+        dead_letter_sql: sql::dead_letter_query(Dialect::Sqlite, cfg),
+        holder: holder_id(),
+        renewed_at: None,
+    };
+    let reader = LiteReader {
+        conn: connect(url).await?,
+        read_sql: sql::read_query(Dialect::Sqlite, cfg),
+        headers: sql::header_columns(cfg),
+        cursor: Cursor::default(),
+    };
+    Ok((lease, reader))
+}
+
+impl LiteLease {
     pub(crate) async fn try_lease(&mut self) -> Result<bool> {
-        lease_query(&mut self.conn, &self.cfg, &self.holder).await
+        let started = Instant::now();
+        let got = lease_query(&mut self.conn, &self.cfg, &self.holder).await?;
+        if got {
+            self.renewed_at = Some(started);
+        }
+        Ok(got)
     }
 
     pub(crate) async fn renew_lease(&mut self) -> Result<()> {
         if self.try_lease().await? {
             Ok(())
         } else {
-            Err(Error::Fenced(
-                "the SQLite lease expired and another relay took it".into(),
-            ))
+            Err(fenced())
         }
     }
 
+    /// Renews the lease when half of it has passed since the last renewal: what is published
+    /// next goes out with at least half a lease to spare.
+    pub(crate) async fn guard_lease(&mut self) -> Result<()> {
+        let half = Duration::from_millis(self.cfg.lease_ttl_ms / 2);
+        match self.renewed_at {
+            Some(at) if at.elapsed() < half => Ok(()),
+            _ => self.renew_lease().await,
+        }
+    }
+
+    pub(crate) async fn complete(&mut self, lo: i64, hi: i64, bad: &[BadRow]) -> Result<()> {
+        let started = Instant::now();
+        let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
+        // Renewing inside the transaction fences: a relay whose lease was taken changes nothing.
+        if !lease_query(&mut tx, &self.cfg, &self.holder).await? {
+            return Err(fenced());
+        }
+        let complete = sqlx::query(&self.complete_sql).bind(lo).bind(hi);
+        finish_batch!(tx, &self.dead_letter_sql, &self.cfg.table, bad, complete);
+        self.renewed_at = Some(started);
+        Ok(())
+    }
+
+    pub(crate) async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
+
+impl LiteReader {
     pub(crate) async fn read_batch(&mut self, limit: u32) -> Result<Vec<OutboxRow>> {
         let rows = sqlx::query(&self.read_sql)
             .bind(self.cursor.seq)
@@ -78,41 +130,13 @@ impl LiteSource {
         Ok(out)
     }
 
-    pub(crate) async fn complete(&mut self, seqs: &[i64], bad: &[BadRow]) -> Result<()> {
-        let complete_sql = sql::complete_query(Dialect::Sqlite, &self.cfg, seqs.len());
-        let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
-        // Renewing inside the transaction fences: a relay whose lease was taken changes nothing.
-        let renewed = lease_query(&mut tx, &self.cfg, &self.holder).await?;
-        if !renewed {
-            return Err(Error::Fenced(
-                "the SQLite lease expired and another relay took it".into(),
-            ));
-        }
-        for b in bad {
-            sqlx::query(&self.dead_letter_sql)
-                .bind(&self.cfg.table)
-                .bind(&b.row.id)
-                .bind(&b.row.aggregate_type)
-                .bind(&b.row.aggregate_id)
-                .bind(&b.row.event_type)
-                .bind(&b.row.payload)
-                .bind(b.headers_json())
-                .bind(&b.reason)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let mut q = sqlx::query(&complete_sql);
-        for s in seqs {
-            q = q.bind(s);
-        }
-        q.execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     pub(crate) async fn close(self) {
         let _ = self.conn.close().await;
     }
+}
+
+fn fenced() -> Error {
+    Error::Fenced("the SQLite lease expired and another relay took it".into())
 }
 
 /// Takes or renews the lease; `true` when it is ours until now + `lease_ttl_ms`.
