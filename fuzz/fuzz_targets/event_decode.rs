@@ -6,12 +6,12 @@
 //! sanitizer-instrumented C and Rust builds to every CI run of this fuzz stage.
 #![no_main]
 
-#[path = "../../crates/strangler-bus/src/record.rs"]
-#[allow(dead_code)]
-mod record;
 #[path = "../../crates/strangler-bus/src/debezium.rs"]
 #[allow(dead_code)]
 mod debezium;
+#[path = "../../crates/strangler-bus/src/record.rs"]
+#[allow(dead_code)]
+mod record;
 
 pub use record::{Header, Record};
 
@@ -30,10 +30,16 @@ fuzz_target!(|data: &[u8]| {
     let (header, value) = rest.split_at(hlen);
     let mut headers = Vec::new();
     if flags & 1 != 0 {
-        headers.push(Header { name: "id".into(), value: header.to_vec() });
+        headers.push(Header {
+            name: "id".into(),
+            value: header.to_vec(),
+        });
     }
     if flags & 2 != 0 {
-        headers.push(Header { name: "type".into(), value: b"OrderPlaced".to_vec() });
+        headers.push(Header {
+            name: "type".into(),
+            value: b"OrderPlaced".to_vec(),
+        });
     }
     let record = Record {
         topic: "outbox.event.order".into(),
@@ -48,7 +54,10 @@ fuzz_target!(|data: &[u8]| {
     let again = debezium::decode(&record);
     match (first, again) {
         (Ok(a), Ok(b)) => {
-            assert_eq!(a, b, "an event (its id included) is a function of the record");
+            assert_eq!(
+                a, b,
+                "an event (its id included) is a function of the record"
+            );
         }
         (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
         (a, b) => panic!("decoding the same record twice disagreed: {a:?} / {b:?}"),
