@@ -64,6 +64,19 @@ impl ConfigError {
     }
 }
 
+/// The parser's message, or a description of its own when the parser gives none (toml_edit does
+/// so for some stray characters, a lone carriage return among them).
+fn syntax_message(message: &str) -> String {
+    let message = message.trim();
+    if message.is_empty() {
+        "invalid TOML: unexpected character (a stray control character such as a lone carriage \
+         return?)"
+            .to_string()
+    } else {
+        message.to_string()
+    }
+}
+
 fn render(problems: &[Problem]) -> String {
     let mut out = format!(
         "configuration has {} problem{}:",
@@ -106,7 +119,7 @@ pub(super) fn load_str(
                 problems: vec![problem(
                     "(syntax)".into(),
                     line_col,
-                    e.message().trim().to_string(),
+                    syntax_message(e.message()),
                     "correct the TOML syntax at this position",
                 )],
             });
@@ -123,7 +136,7 @@ pub(super) fn load_str(
                 problems: vec![problem(
                     "(syntax)".into(),
                     line_col,
-                    e.message().to_string(),
+                    syntax_message(e.message()),
                     "correct the TOML syntax",
                 )],
             });
@@ -240,5 +253,28 @@ fn interpolate(
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::Config;
+
+    /// Found by the config_parse fuzz target: toml_edit rejects a lone carriage return with an
+    /// empty message; the problem must still say what is wrong and where.
+    #[test]
+    fn a_syntax_error_without_a_parser_message_still_says_what_is_wrong() {
+        let err = Config::parse("\r", Path::new("strangler.toml")).unwrap_err();
+        let problems = err.problems();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].key, "(syntax)");
+        assert!(
+            problems[0].message.contains("invalid TOML"),
+            "{}",
+            problems[0].message
+        );
+        assert!(problems[0].line_col.is_some());
     }
 }
