@@ -48,6 +48,31 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<ExitCod
         println!("  proxy       {}/orders/<id>", running.proxy_url);
         println!("  legacy API  {}", running.legacy_url);
         println!("  read API    {}", running.new_url);
+        // The dashboard and admin API (strangler-admin) over the demo's proxy and control store,
+        // recording new comparisons into the mismatch store while you explore.
+        let cancel = running.cancel.clone();
+        strangler_admin::service::start_recorder(
+            &running.config,
+            running.control.clone(),
+            &running.proxy,
+            cancel.clone(),
+        )
+        .context("starting the mismatch store")?;
+        if let Some((addr, _)) = strangler_admin::service::start_admin(
+            &running.config,
+            running.control.clone(),
+            Some(running.proxy.clone()),
+            Some("127.0.0.1:0"),
+            cancel,
+        )
+        .await
+        .context("starting the admin API and dashboard")?
+        {
+            println!(
+                "  dashboard   http://{addr}/   (operator token {})",
+                running.admin_token
+            );
+        }
         println!(
             "  explore     strangler --config {} cutover show",
             running.config_file.display()

@@ -101,7 +101,13 @@ pub struct Wiring<'a> {
 }
 
 /// The demo's strangler configuration: its stores, its bus, one capability.
-pub fn config(w: &Wiring<'_>, legacy_api: &str, new_api: &str, proxy_listen: &str) -> String {
+pub fn config(
+    w: &Wiring<'_>,
+    legacy_api: &str,
+    new_api: &str,
+    proxy_listen: &str,
+    admin_token: &str,
+) -> String {
     let bus = match w.kafka {
         None => "kind = \"log\"".to_string(),
         Some(brokers) => format!(
@@ -167,6 +173,15 @@ mirror_timeout_ms = {mirror_timeout_ms}
 # Copies wait through the settle delay; room for a few seconds of demo traffic.
 mirror_max_in_flight = 1024
 canary_key_param = "id"
+
+# The admin API and dashboard (`strangler demo --keep-running` opens them on a free port).
+[admin]
+listen = "127.0.0.1:9090"
+
+[[admin.tokens]]
+name = "demo"
+token = "{admin_token}"
+role = "operator"
 "#
     )
 }

@@ -113,6 +113,14 @@ pub struct Running {
     pub new_url: String,
     /// The configuration file the demo wrote; `strangler --config` it to explore.
     pub config_file: PathBuf,
+    /// The configuration as loaded.
+    pub config: Config,
+    /// The running proxy (for the admin API and dashboard).
+    pub proxy: std::sync::Arc<strangler_proxy::Proxy>,
+    /// The control store.
+    pub control: Store,
+    /// The operator token the configuration's `[admin]` section holds.
+    pub admin_token: String,
     /// Cancels everything.
     pub cancel: CancellationToken,
 }
@@ -157,6 +165,8 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
     )
     .step("writing the projection")?;
     let config_file = dir.join("strangler.toml");
+    // A fresh secret per run for the admin API `--keep-running` opens on loopback.
+    let admin_token = uuid::Uuid::new_v4().simple().to_string();
     let legacy_url = format!("http://{legacy_addr}");
     let new_url = format!("http://{new_addr}");
     std::fs::write(
@@ -175,6 +185,7 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
             &legacy_url,
             &new_url,
             &proxy_addr.to_string(),
+            &admin_token,
         ),
     )
     .step("writing the configuration")?;
@@ -475,6 +486,10 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
             legacy_url,
             new_url,
             config_file,
+            config: config.clone(),
+            proxy: proxy.clone(),
+            control: control.clone(),
+            admin_token,
             cancel,
         },
     ))
