@@ -77,8 +77,14 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5_000);
-    let admin = std::env::var("STRANGLER_BENCH_PG_LOGICAL")
-        .unwrap_or_else(|_| strangler_test_support::logical_pg::logical_admin_url());
+    let admin = match std::env::var("STRANGLER_BENCH_PG_LOGICAL") {
+        Ok(url) => url,
+        Err(_) => {
+            tokio::task::spawn_blocking(strangler_test_support::logical_pg::logical_admin_url)
+                .await
+                .expect("starting a logical PostgreSQL")
+        }
+    };
     let tag = std::process::id();
     println!("updates: {n}, rows: {ROWS}, batch: {batch}, partitions: {PARTITIONS}");
 

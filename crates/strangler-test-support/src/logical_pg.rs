@@ -93,6 +93,7 @@ impl Drop for LogicalDb {
 }
 
 /// The admin URL of a server with `wal_level = logical`, starting a private one at most once.
+/// Blocking: from async code, call it through `tokio::task::spawn_blocking`.
 pub fn logical_admin_url() -> String {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| {
