@@ -183,10 +183,33 @@ impl Runner {
                 parked = dead_letter::parked_keys(&self.store, &name, version).await?;
             }
             let batch = std::mem::take(&mut buffer);
-            let (batch_stats, stopped) = match dry_tx.as_mut() {
-                Some(tx) => self.apply_dry(tx, &batch, &mut parked).await?,
-                None => self.apply_committed(&batch, &mut parked).await?,
+            // Read the next records while this batch applies: the consumer and the read store
+            // wait on different connections. Prefetched records are only buffered, so dropping
+            // them (stop, revocation, caught up) loses nothing the checkpoint claims.
+            let apply = async {
+                match dry_tx.as_mut() {
+                    Some(tx) => self.apply_dry(tx, &batch, &mut parked).await,
+                    None => self.apply_committed(&batch, &mut parked).await,
+                }
             };
+            let prefetch = async {
+                if cancel.is_cancelled() || caught_up(&positions) {
+                    return Ok(Vec::new());
+                }
+                tokio::select! {
+                    r = consumer.poll(settings.batch_max_events, Duration::from_millis(1)) => r,
+                    _ = cancel.cancelled() => Ok(Vec::new()),
+                }
+            };
+            let (applied, prefetched) = tokio::join!(apply, prefetch);
+            let (batch_stats, stopped) = applied?;
+            match prefetched {
+                Ok(records) => buffer.extend(records.into_iter().map(decode)),
+                Err(strangler_bus::Error::Revoked(why)) => {
+                    tracing::info!(projection = %name, version, %why, "assignment changed; dropping the prefetched records");
+                }
+                Err(e) => return Err(e.into()),
+            }
             for pr in &batch_stats.progress {
                 positions.insert((pr.topic.clone(), pr.partition), pr.next_offset);
                 if mode == Mode::Commit {
