@@ -295,6 +295,12 @@ impl Source {
     }
 }
 
+/// The error for a failed connection to `url`, its password removed.
+pub(crate) fn connect_error(url: &str) -> impl FnOnce(sqlx::Error) -> Error {
+    let url = strangler_store::redact_url(url);
+    move |source| Error::Connect { url, source }
+}
+
 /// Finishes a batch in the open transaction `$tx`: inserts each bad row into the dead-letter
 /// table (`$dead_letter_sql`, 8 parameters), runs `$complete` (the delete or mark, parameters
 /// bound) and commits; returns early with the error if any step fails. One macro for the three drivers, whose connection types differ.

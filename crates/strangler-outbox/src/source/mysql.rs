@@ -12,16 +12,13 @@ use sqlx::{Connection, MySqlConnection, Row};
 use strangler_core::config::{OutboxConfig, OutboxRetention};
 
 use super::sql::{self, Dialect, quote};
-use super::{Cursor, decode_row, finish_batch};
+use super::{Cursor, connect_error, decode_row, finish_batch};
 use crate::{BadRow, Error, OutboxRow, Result};
 
 async fn connect(url: &str) -> Result<MySqlConnection> {
     MySqlConnection::connect(url)
         .await
-        .map_err(|source| Error::Connect {
-            url: strangler_store::redact_url(url),
-            source,
-        })
+        .map_err(connect_error(url))
 }
 
 /// The connection that holds `GET_LOCK` and completes rows.

@@ -7,16 +7,11 @@ use sqlx::{Connection, PgConnection, Row};
 use strangler_core::config::OutboxConfig;
 
 use super::sql::{self, Dialect};
-use super::{Cursor, decode_row, finish_batch};
+use super::{Cursor, connect_error, decode_row, finish_batch};
 use crate::{BadRow, Error, OutboxRow, Result};
 
 async fn connect(url: &str) -> Result<PgConnection> {
-    PgConnection::connect(url)
-        .await
-        .map_err(|source| Error::Connect {
-            url: strangler_store::redact_url(url),
-            source,
-        })
+    PgConnection::connect(url).await.map_err(connect_error(url))
 }
 
 /// The connection that holds the advisory lock and completes rows.

@@ -11,7 +11,7 @@ use sqlx::{Connection, Row};
 use strangler_core::config::OutboxConfig;
 
 use super::sql::{self, Dialect};
-use super::{Cursor, decode_row, finish_batch};
+use super::{Cursor, connect_error, decode_row, finish_batch};
 use crate::lease::{holder_id, now_ms};
 use crate::{BadRow, Error, OutboxRow, Result};
 
@@ -35,19 +35,12 @@ pub(crate) struct LiteReader {
 }
 
 async fn connect(url: &str) -> Result<SqliteConnection> {
-    let redacted = strangler_store::redact_url(url);
     let opts = SqliteConnectOptions::from_str(url)
-        .map_err(|source| Error::Connect {
-            url: redacted.clone(),
-            source,
-        })?
+        .map_err(connect_error(url))?
         .busy_timeout(Duration::from_secs(10));
     SqliteConnection::connect_with(&opts)
         .await
-        .map_err(|source| Error::Connect {
-            url: redacted,
-            source,
-        })
+        .map_err(connect_error(url))
 }
 
 pub(crate) async fn connect_pair(url: &str, cfg: &OutboxConfig) -> Result<(LiteLease, LiteReader)> {
