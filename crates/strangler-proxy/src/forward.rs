@@ -2,6 +2,7 @@
 //! (RFC 9110 section 7.6.1), bounded body collection, and a tee that copies a streamed body (up
 //! to a cap) for comparison while the client receives it unchanged.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -14,19 +15,23 @@ use http::header::{self, HeaderMap, HeaderName};
 use http::{Request, Uri, Version};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use hyper_rustls::HttpsConnector;
+use hyper_rustls::MaybeHttpsStream;
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::client::legacy::connect::{
+    CaptureConnection, Connected, Connection, HttpConnector, capture_connection,
+};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use strangler_core::config::ProxyConfig;
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use crate::error::ProxyError;
 
 /// The upstream client: pooled keep-alive connections, in clear or over TLS, shared by every
 /// request.
-pub type Client = HyperClient<HttpsConnector<HttpConnector>, Body>;
+pub type Client = HyperClient<EarlyAnswerConnector, Body>;
 
 /// Builds the upstream client. `https://` upstreams are verified against the CAs in `ca_pem`
 /// (PEM), or against the system's trust store without it; `needs_tls` says whether any
@@ -77,7 +82,188 @@ pub fn client(
     let https = builder.https_or_http().enable_http1().wrap_connector(http);
     Ok(HyperClient::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_millis(cfg.pool_idle_timeout_ms))
-        .build(https))
+        .build(EarlyAnswerConnector(https)))
+}
+
+/// Connects like the HTTPS-or-HTTP connector it wraps, and hands out [`EarlyAnswer`] transports.
+#[derive(Clone)]
+pub struct EarlyAnswerConnector(HttpsConnector<HttpConnector>);
+
+type Stream = MaybeHttpsStream<TokioIo<TcpStream>>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower::Service<Uri> for EarlyAnswerConnector {
+    type Response = EarlyAnswer<Stream>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.0.call(uri);
+        Box::pin(async move {
+            Ok(EarlyAnswer {
+                inner: connecting.await?,
+                peer: Peer::default(),
+            })
+        })
+    }
+}
+
+/// An upstream transport that keeps reading after the upstream stopped reading.
+///
+/// HTTP/1.1 lets a server answer before it has read the request body, and close (RFC 9112
+/// section 9.6); a server that closes with unread bytes makes its kernel reset the connection,
+/// and the rest of the body can no longer be written. hyper then fails the whole exchange with
+/// the write error, although the answer may be waiting in the receive buffer. Here a write that
+/// fails because the peer reset or closed the connection (and every write after it) is
+/// discarded instead, so hyper goes on to read the answer: the client gets it whenever the
+/// upstream produced one and the kernel kept it, and a connection with nothing to read still
+/// fails, at the read. The connection is poisoned (never reused) once a write was discarded.
+pub struct EarlyAnswer<T> {
+    inner: T,
+    peer: Peer,
+}
+
+/// What a connection's transport and the request using it share: whether a write was discarded,
+/// and the request's handle to poison the pooled connection.
+#[derive(Clone, Default)]
+struct Peer(Arc<std::sync::Mutex<PeerState>>);
+
+#[derive(Default)]
+struct PeerState {
+    stopped_reading: bool,
+    capture: Option<CaptureConnection>,
+}
+
+impl Peer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PeerState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn stopped_reading(&self) -> bool {
+        self.lock().stopped_reading
+    }
+
+    /// The peer reset or closed: from now on, writes are discarded.
+    fn stop(&self, e: &std::io::Error) {
+        let mut s = self.lock();
+        if !s.stopped_reading {
+            tracing::debug!(error = %e, "upstream stopped reading the request; reading its answer");
+        }
+        s.stopped_reading = true;
+        poison(s.capture.as_ref());
+    }
+
+    /// The request now using the connection.
+    fn attach(&self, capture: CaptureConnection) {
+        let mut s = self.lock();
+        if s.stopped_reading {
+            poison(Some(&capture));
+        }
+        s.capture = Some(capture);
+    }
+}
+
+fn poison(capture: Option<&CaptureConnection>) {
+    if let Some(c) = capture
+        && let Some(connected) = c.connection_metadata().as_ref()
+    {
+        connected.poison();
+    }
+}
+
+/// Whether a write error means the peer no longer reads (rather than a local failure).
+fn peer_gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+    )
+}
+
+impl<T: Connection> Connection for EarlyAnswer<T> {
+    fn connected(&self) -> Connected {
+        self.inner.connected().extra(self.peer.clone())
+    }
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for EarlyAnswer<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for EarlyAnswer<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.peer.stopped_reading() {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(Err(e)) if peer_gone(&e) => {
+                this.peer.stop(&e);
+                Poll::Ready(Ok(buf.len()))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let all = || bufs.iter().map(|b| b.len()).sum();
+        if this.peer.stopped_reading() {
+            return Poll::Ready(Ok(all()));
+        }
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Err(e)) if peer_gone(&e) => {
+                this.peer.stop(&e);
+                Poll::Ready(Ok(all()))
+            }
+            other => other,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.peer.stopped_reading() {
+            return Poll::Ready(Ok(()));
+        }
+        match Pin::new(&mut this.inner).poll_flush(cx) {
+            Poll::Ready(Err(e)) if peer_gone(&e) => {
+                this.peer.stop(&e);
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.peer.stopped_reading() {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
 }
 
 /// Why the TLS side of the upstream client could not be set up.
@@ -151,13 +337,49 @@ pub fn prepared(method: http::Method, headers: HeaderMap, uri: Uri, body: Body) 
 }
 
 /// Sends a request; times out waiting for the response head after `timeout`.
+///
+/// A request with a body is tied to its connection's [`EarlyAnswer`] transport, so the
+/// connection is poisoned if the upstream answers without reading the whole body.
 pub async fn send(
     client: &Client,
-    req: Request<Body>,
+    mut req: Request<Body>,
     timeout: Duration,
 ) -> Result<(Response, Duration), ProxyError> {
     let start = Instant::now();
-    match tokio::time::timeout(timeout, client.request(req)).await {
+    let attach = (!req.body().is_end_stream()).then(|| {
+        let mut capture = capture_connection(&mut req);
+        async move {
+            let peer = {
+                let connected = capture.wait_for_connection_metadata().await;
+                let mut extras = http::Extensions::new();
+                if let Some(c) = connected.as_ref() {
+                    c.get_extras(&mut extras);
+                }
+                extras.remove::<Peer>()
+            };
+            if let Some(peer) = peer {
+                peer.attach(capture);
+            }
+        }
+    });
+    let sent = async {
+        let request = client.request(req);
+        let Some(attach) = attach else {
+            return request.await;
+        };
+        // The connection is known once checked out, long before the answer: attach first.
+        let mut request = std::pin::pin!(request);
+        let mut attach = std::pin::pin!(attach);
+        let mut attached = false;
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut attach, if !attached => attached = true,
+                r = &mut request => return r,
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, sent).await {
         Ok(Ok(resp)) => Ok((resp.map(Body::new), start.elapsed())),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "upstream request failed");
@@ -235,6 +457,84 @@ impl HttpBody for Prefixed {
             return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
         Pin::new(&mut self.rest).poll_frame(cx)
+    }
+}
+
+/// At most this much of a request body is read and discarded after the upstream stopped reading
+/// it, and for at most [`DRAIN_TIME`].
+const DRAIN_LIMIT: usize = 64 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(30);
+
+/// A client's request body on its way upstream. If the upstream stops reading it (it answered
+/// early and closed), the rest is read and discarded in the background, up to [`DRAIN_LIMIT`]:
+/// a server that closes a connection with unread bytes makes its kernel reset it, and the reset
+/// can destroy the answer before the client has read it. The client gets the upstream's answer
+/// and a clean end instead.
+pub fn drained(body: Body) -> Body {
+    if body.is_end_stream() {
+        return body;
+    }
+    Body::new(Drained(Some(body)))
+}
+
+struct Drained(Option<Body>);
+
+impl HttpBody for Drained {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        match self.0.as_mut() {
+            Some(b) => Pin::new(b).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.as_ref().is_none_or(HttpBody::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), HttpBody::size_hint)
+    }
+}
+
+impl Drop for Drained {
+    fn drop(&mut self) {
+        let Some(mut body) = self.0.take() else {
+            return;
+        };
+        if body.is_end_stream() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            let drain = async {
+                let mut read = 0usize;
+                while let Some(Ok(frame)) =
+                    std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+                {
+                    read += frame.data_ref().map_or(0, Bytes::len);
+                    if read > DRAIN_LIMIT {
+                        break;
+                    }
+                }
+                read
+            };
+            if let Ok(read) = tokio::time::timeout(DRAIN_TIME, drain).await {
+                tracing::debug!(
+                    read,
+                    "discarded the rest of a request body the upstream left unread"
+                );
+            }
+        });
     }
 }
 

@@ -47,7 +47,7 @@ async fn pass_through(proxy: &Proxy, req: Request) -> Response {
     let (mut parts, body) = req.into_parts();
     let uri = proxy.settings.legacy.uri(path_and_query(&parts));
     forward::upstream_headers(&mut parts.headers);
-    let up = forward::prepared(parts.method, parts.headers, uri, body);
+    let up = forward::prepared(parts.method, parts.headers, uri, forward::drained(body));
     match forward::send(&proxy.client, up, upstream_timeout(proxy)).await {
         Ok((resp, _)) => forward::respond(resp),
         Err(e) => forward::failure(e),
@@ -182,7 +182,7 @@ async fn serve_capability(proxy: &Arc<Proxy>, m: RouteMatch, req: Request) -> Re
 /// New path without a buffered copy (request body too large to keep): no comparison, no retry.
 async fn serve_new_plain(proxy: &Proxy, cap: usize, parts: Parts, body: Body) -> Response {
     let uri = proxy.settings.new.uri(path_and_query(&parts));
-    let up = forward::request(&parts.method, &parts.headers, uri, body);
+    let up = forward::request(&parts.method, &parts.headers, uri, forward::drained(body));
     match forward::send(&proxy.client, up, upstream_timeout(proxy)).await {
         Ok((resp, _)) => {
             proxy.stats[cap].served_new();
