@@ -255,6 +255,19 @@ fn to_record(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
     }
 }
 
+/// Errors no retry will cure: the broker refuses this client.
+fn refused(code: rdkafka::types::RDKafkaErrorCode) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::TopicAuthorizationFailed
+            | C::GroupAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::SaslAuthenticationFailed
+            | C::Authentication
+    )
+}
+
 #[async_trait]
 impl Consumer for KafkaConsumer {
     async fn poll(&mut self, max_records: usize, max_wait: Duration) -> Result<Vec<Record>> {
@@ -285,6 +298,13 @@ impl Consumer for KafkaConsumer {
                 match msg {
                     Some(Ok(m)) => out.push(to_record(&m)),
                     Some(Err(KafkaError::PartitionEOF(_))) => {}
+                    // librdkafka reports broker outages (all brokers down, transport failures,
+                    // a coordinator moving) through poll and recovers by itself: the consumer
+                    // waits for the broker instead of failing the projector. Only fatal errors
+                    // end the poll.
+                    Some(Err(KafkaError::MessageConsumption(code))) if !refused(code) => {
+                        tracing::warn!(error = %code, "kafka consumer: transient broker error; librdkafka retries");
+                    }
                     Some(Err(e)) => return Err(Error::Kafka(e)),
                     None if out.is_empty() && Instant::now() < deadline => {}
                     None => break,
