@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -130,40 +131,40 @@ pub struct EarlyAnswer<T> {
 /// What a connection's transport and the request using it share: whether a write was discarded,
 /// and the request's handle to poison the pooled connection.
 #[derive(Clone, Default)]
-struct Peer(Arc<std::sync::Mutex<PeerState>>);
+struct Peer(Arc<PeerState>);
 
 #[derive(Default)]
 struct PeerState {
-    stopped_reading: bool,
-    capture: Option<CaptureConnection>,
+    // Read on every write: kept out of the lock.
+    stopped_reading: AtomicBool,
+    capture: std::sync::Mutex<Option<CaptureConnection>>,
 }
 
 impl Peer {
-    fn lock(&self) -> std::sync::MutexGuard<'_, PeerState> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn capture(&self) -> std::sync::MutexGuard<'_, Option<CaptureConnection>> {
+        self.0.capture.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn stopped_reading(&self) -> bool {
-        self.lock().stopped_reading
+        self.0.stopped_reading.load(Ordering::Acquire)
     }
 
     /// The peer reset or closed: from now on, writes are discarded.
     fn stop(&self, e: &std::io::Error) {
-        let mut s = self.lock();
-        if !s.stopped_reading {
+        let capture = self.capture();
+        if !self.0.stopped_reading.swap(true, Ordering::AcqRel) {
             tracing::debug!(error = %e, "upstream stopped reading the request; reading its answer");
         }
-        s.stopped_reading = true;
-        poison(s.capture.as_ref());
+        poison(capture.as_ref());
     }
 
     /// The request now using the connection.
     fn attach(&self, capture: CaptureConnection) {
-        let mut s = self.lock();
-        if s.stopped_reading {
+        let mut slot = self.capture();
+        if self.stopped_reading() {
             poison(Some(&capture));
         }
-        s.capture = Some(capture);
+        *slot = Some(capture);
     }
 }
 
