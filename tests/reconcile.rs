@@ -453,8 +453,9 @@ async fn legacy_rows_changed_after_the_watermark_are_in_flight() {
     assert_eq!(keys(&from_checkpoints), BTreeSet::from([30]));
 }
 
-/// Stands in for the projector's per-key replay (not built yet): rewrites the projection rows of
-/// the keys from legacy, so the test checks what reconciliation does around a repair.
+/// Rewrites the projection rows of the keys from legacy, so this test checks what reconciliation
+/// does around a repair (which keys, the re-check) apart from the replay; the real per-key replay
+/// through `strangler reconcile --repair` is tested in `projector::keys`.
 struct CopyFromLegacy<'a> {
     legacy: &'a TestDb,
     projection: &'a TestDb,
