@@ -18,6 +18,10 @@ mod telemetry;
 mod validate;
 mod wal;
 
+pub use admin::{
+    ALWAYS_SENSITIVE_HEADERS, AdminConfig, AdminRole, AdminToken, MismatchCapabilityConfig,
+    MismatchConfig, Redaction,
+};
 pub use bus::{BusConfig, BusKind, KafkaConfig};
 pub use capability::{CapabilityConfig, RouteSpec};
 pub use contracts::{
@@ -28,10 +32,6 @@ pub use outbox::{
     BadRowPolicy, LegacyConfig, OutboxColumns, OutboxConfig, OutboxRetention, OutboxValue,
 };
 pub use projector::{ProjectionsConfig, ServeConfig};
-pub use admin::{
-    ALWAYS_SENSITIVE_HEADERS, AdminConfig, AdminRole, AdminToken, MismatchCapabilityConfig,
-    MismatchConfig, Redaction,
-};
 pub use proxy::ProxyConfig;
 pub use reconcile::{ReconcileConfig, ReconcileSide};
 pub use store::StoreConfig;
