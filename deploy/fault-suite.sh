@@ -31,5 +31,8 @@ cargo build -p strangler-cli --locked
 mkdir -p target
 report="$PWD/target/fault-suite-$profile-$seed.txt"
 echo "== fault suite: profile $profile, seed $seed; report in $report"
+# Every fault kind, including those the CI profile leaves out for an open finding (profile.rs,
+# KNOWN_OPEN), unless STRANGLER_FAULT_SKIP says otherwise.
+export STRANGLER_FAULT_SKIP="${STRANGLER_FAULT_SKIP-}"
 STRANGLER_FAULT_PROFILE="$profile" STRANGLER_FAULT_SEED="$seed" STRANGLER_FAULT_REPORT="$report" \
   cargo test -p strangler-fault --locked --test fault -- --nocapture

@@ -219,6 +219,9 @@ pub async fn collect(i: Inputs<'_>) -> Figures {
             "shared server (never restarted)"
         }
     );
+    for (kind, why) in &p.skip {
+        let _ = writeln!(r, "fault kind `{kind}` left out of this run: {why}");
+    }
     let _ = writeln!(r, "\nfaults ({}):", i.executed.len());
     for e in &i.executed {
         let _ = writeln!(

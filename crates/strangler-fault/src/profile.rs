@@ -30,7 +30,18 @@ pub struct Profile {
     pub drain: Duration,
     /// Only these fault kinds (names as in [`crate::schedule::KIND_NAMES`]); empty means all.
     pub only: Vec<String>,
+    /// Fault kinds left out of this run, each with the open finding that is the reason.
+    pub skip: Vec<(String, String)>,
 }
+
+/// Fault kinds with an open finding in docs/RELIABILITY.md that the CI profile leaves out, so CI
+/// guards everything else; `deploy/fault-suite.sh` runs them all. Remove an entry when its finding
+/// is fixed.
+pub const KNOWN_OPEN: &[(&str, &str)] = &[(
+    "kill-projector",
+    "finding 2 in docs/RELIABILITY.md: after SIGKILLs of the projector the consumer group on the \
+     tansu broker can settle with partitions nobody consumes",
+)];
 
 impl Profile {
     /// The CI profile: about 90 s of pipeline time, every fault kind at least once.
@@ -48,6 +59,10 @@ impl Profile {
             rss_limit_mib: 512,
             drain: Duration::from_secs(60),
             only: Vec::new(),
+            skip: KNOWN_OPEN
+                .iter()
+                .map(|(k, why)| (k.to_string(), why.to_string()))
+                .collect(),
         }
     }
 
@@ -66,13 +81,16 @@ impl Profile {
             rss_limit_mib: 512,
             drain: Duration::from_secs(300),
             only: Vec::new(),
+            skip: Vec::new(),
         }
     }
 
     /// The profile the environment asks for: `STRANGLER_FAULT_PROFILE` (`short`, the default, or
     /// `long`), `STRANGLER_FAULT_SEED` (default 12), `STRANGLER_FAULT_SECONDS` (fault phase),
     /// `STRANGLER_FAULT_PG_RESTART=0` to keep PostgreSQL up, `STRANGLER_FAULT_ONLY=kill-relay,broker`
-    /// to narrow a failing run down to some fault kinds.
+    /// to narrow a failing run down to some fault kinds, `STRANGLER_FAULT_SKIP=kind,...` to leave
+    /// kinds out (set but empty: run every kind, as `deploy/fault-suite.sh` does; unset: the
+    /// profile's own [`KNOWN_OPEN`] list).
     pub fn from_env() -> Profile {
         let seed = env_num("STRANGLER_FAULT_SEED").unwrap_or(12);
         let mut p = match std::env::var("STRANGLER_FAULT_PROFILE").as_deref() {
@@ -96,6 +114,18 @@ impl Profile {
                     crate::schedule::KIND_NAMES
                 );
                 p.only.push(k.to_string());
+            }
+        }
+        if let Ok(skip) = std::env::var("STRANGLER_FAULT_SKIP") {
+            p.skip.clear();
+            for k in skip.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+                assert!(
+                    crate::schedule::KIND_NAMES.contains(&k),
+                    "STRANGLER_FAULT_SKIP: `{k}` is not a fault kind; use some of {:?}",
+                    crate::schedule::KIND_NAMES
+                );
+                p.skip
+                    .push((k.to_string(), "STRANGLER_FAULT_SKIP".to_string()));
             }
         }
         p
