@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
@@ -25,6 +25,10 @@ use strangler_core::event::Position;
 use crate::{Consumer, Error, Header, Record, Result, StartOffsets};
 
 const META_TIMEOUT: Duration = Duration::from_secs(10);
+/// librdkafka's default `session.timeout.ms`.
+const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
+/// Slack after the session timeout before the one settling check (a few heartbeats).
+const SETTLE_SLACK: Duration = Duration::from_secs(3);
 
 #[derive(Default)]
 struct State {
@@ -97,6 +101,14 @@ pub struct KafkaConsumer {
     state: Arc<Mutex<State>>,
     seen_epoch: u64,
     pending: Vec<Record>,
+    /// For a group member: the one check, a session timeout after joining, that it was not
+    /// left holding only part of its topics (see [`KafkaConsumer::settle`]).
+    settle: Option<Settle>,
+}
+
+struct Settle {
+    topics: Vec<String>,
+    at: Instant,
 }
 
 fn client_config(
@@ -127,9 +139,17 @@ impl KafkaConsumer {
         topics: &[String],
         starts: Arc<dyn StartOffsets>,
     ) -> Result<KafkaConsumer> {
-        let c = Self::create(brokers, group, properties, starts)?;
+        let mut c = Self::create(brokers, group, properties, starts)?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         c.inner.subscribe(&names)?;
+        let session = properties
+            .get("session.timeout.ms")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(DEFAULT_SESSION_TIMEOUT, Duration::from_millis);
+        c.settle = Some(Settle {
+            topics: topics.to_vec(),
+            at: Instant::now() + session + SETTLE_SLACK,
+        });
         Ok(c)
     }
 
@@ -175,6 +195,7 @@ impl KafkaConsumer {
             state,
             seen_epoch: 0,
             pending: Vec::new(),
+            settle: None,
         })
     }
 
@@ -232,6 +253,66 @@ impl KafkaConsumer {
     }
 }
 
+impl KafkaConsumer {
+    /// Once per consumer, a session timeout (plus a few heartbeats) after it subscribed: if it
+    /// holds only part of its topics' partitions, it leaves the group and joins again.
+    ///
+    /// A consumer that starts after a predecessor was SIGKILLed joins a group that still lists
+    /// the dead member until its session times out. Kafka's coordinator holds the join until
+    /// that member is evicted; tansu 0.6's answers at once with the dead member in the member
+    /// list, so the leader assigns it partitions, and after evicting it tansu answers the
+    /// survivor's rejoin (same generation) with the stale assignment it stored: the dead
+    /// member's partitions stay unconsumed for good (docs/RELIABILITY.md, finding 2). By the
+    /// time of this check every member dead before the consumer started has been evicted by
+    /// any coordinator, so a fresh LeaveGroup and JoinGroup yields an assignment among live
+    /// members only. On a correct coordinator the cost is at most one extra rebalance per
+    /// consumer start, and only when the consumer shares its topics with live peers.
+    async fn settle(&mut self) {
+        let Some(s) = self.settle.as_ref() else {
+            return;
+        };
+        if Instant::now() < s.at {
+            return;
+        }
+        let Some(s) = self.settle.take() else {
+            return;
+        };
+        let held = self.assignment().len();
+        let inner = self.inner.clone();
+        let rejoined = tokio::task::spawn_blocking(move || -> KafkaResult<Option<usize>> {
+            let mut total = 0;
+            for t in &s.topics {
+                let md = inner.fetch_metadata(Some(t), META_TIMEOUT)?;
+                total += md
+                    .topics()
+                    .iter()
+                    .map(|mt| mt.partitions().len())
+                    .sum::<usize>();
+            }
+            if held >= total {
+                return Ok(None);
+            }
+            inner.unsubscribe();
+            let names: Vec<&str> = s.topics.iter().map(String::as_str).collect();
+            inner.subscribe(&names)?;
+            Ok(Some(total))
+        })
+        .await;
+        match rejoined {
+            Ok(Ok(Some(total))) => tracing::warn!(
+                held,
+                partitions = total,
+                "kafka consumer: holding only part of the partitions a session timeout after joining; left the group and joined again"
+            ),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "kafka consumer: settling the group assignment failed")
+            }
+            Err(e) => tracing::warn!(error = %e, "kafka consumer: settling task failed"),
+        }
+    }
+}
+
 fn to_record(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
     let headers = m
         .headers()
@@ -274,6 +355,7 @@ impl Consumer for KafkaConsumer {
         if !self.pending.is_empty() {
             return Ok(std::mem::take(&mut self.pending));
         }
+        self.settle().await;
         let inner = self.inner.clone();
         let state = self.state.clone();
         let seen = self.seen_epoch;
