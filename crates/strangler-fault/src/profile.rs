@@ -37,11 +37,7 @@ pub struct Profile {
 /// Fault kinds with an open finding in docs/RELIABILITY.md that the CI profile leaves out, so CI
 /// guards everything else; `deploy/fault-suite.sh` runs them all. Remove an entry when its finding
 /// is fixed.
-pub const KNOWN_OPEN: &[(&str, &str)] = &[(
-    "kill-projector",
-    "finding 2 in docs/RELIABILITY.md: after SIGKILLs of the projector the consumer group on the \
-     tansu broker can settle with partitions nobody consumes",
-)];
+pub const KNOWN_OPEN: &[(&str, &str)] = &[];
 
 impl Profile {
     /// The CI profile: about 90 s of pipeline time, every fault kind at least once.

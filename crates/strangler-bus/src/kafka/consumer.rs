@@ -29,6 +29,8 @@ const META_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
 /// Slack after the session timeout before the one settling check (a few heartbeats).
 const SETTLE_SLACK: Duration = Duration::from_secs(3);
+/// Bound on the settling check's metadata look-up (it runs on the poll path).
+const SETTLE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Default)]
 struct State {
@@ -267,49 +269,58 @@ impl KafkaConsumer {
     /// any coordinator, so a fresh LeaveGroup and JoinGroup yields an assignment among live
     /// members only. On a correct coordinator the cost is at most one extra rebalance per
     /// consumer start, and only when the consumer shares its topics with live peers.
-    async fn settle(&mut self) {
-        let Some(s) = self.settle.as_ref() else {
-            return;
-        };
-        if Instant::now() < s.at {
-            return;
+    async fn settle(&mut self) -> Result<()> {
+        match &self.settle {
+            Some(s) if Instant::now() >= s.at => {}
+            _ => return Ok(()),
         }
-        let Some(s) = self.settle.take() else {
-            return;
+        let Some(mut s) = self.settle.take() else {
+            return Ok(());
         };
         let held = self.assignment().len();
         let inner = self.inner.clone();
-        let rejoined = tokio::task::spawn_blocking(move || -> KafkaResult<Option<usize>> {
+        let topics = s.topics.clone();
+        let total = tokio::task::spawn_blocking(move || -> KafkaResult<usize> {
             let mut total = 0;
-            for t in &s.topics {
-                let md = inner.fetch_metadata(Some(t), META_TIMEOUT)?;
+            for t in &topics {
+                let md = inner.fetch_metadata(Some(t), SETTLE_LOOKUP_TIMEOUT)?;
                 total += md
                     .topics()
                     .iter()
                     .map(|mt| mt.partitions().len())
                     .sum::<usize>();
             }
-            if held >= total {
-                return Ok(None);
-            }
-            inner.unsubscribe();
-            let names: Vec<&str> = s.topics.iter().map(String::as_str).collect();
-            inner.subscribe(&names)?;
-            Ok(Some(total))
+            Ok(total)
         })
         .await;
-        match rejoined {
-            Ok(Ok(Some(total))) => tracing::warn!(
-                held,
-                partitions = total,
-                "kafka consumer: holding only part of the partitions a session timeout after joining; left the group and joined again"
-            ),
-            Ok(Ok(None)) => {}
+        let total = match total {
+            Ok(Ok(total)) => total,
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "kafka consumer: settling the group assignment failed")
+                // The broker is away: look again a little later.
+                tracing::debug!(error = %e, "kafka consumer: partition count unavailable; settling check postponed");
+                s.at = Instant::now() + SETTLE_SLACK;
+                self.settle = Some(s);
+                return Ok(());
             }
-            Err(e) => tracing::warn!(error = %e, "kafka consumer: settling task failed"),
+            Err(e) => return Err(Error::Unavailable(format!("settling task failed: {e}"))),
+        };
+        if held >= total {
+            return Ok(());
         }
+        tracing::warn!(
+            held,
+            partitions = total,
+            "kafka consumer: holding only part of the partitions a session timeout after joining; leaving the group and joining again"
+        );
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            inner.unsubscribe();
+            let names: Vec<&str> = s.topics.iter().map(String::as_str).collect();
+            inner.subscribe(&names)
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("rejoin task failed: {e}")))??;
+        Ok(())
     }
 }
 
@@ -355,7 +366,7 @@ impl Consumer for KafkaConsumer {
         if !self.pending.is_empty() {
             return Ok(std::mem::take(&mut self.pending));
         }
-        self.settle().await;
+        self.settle().await?;
         let inner = self.inner.clone();
         let state = self.state.clone();
         let seen = self.seen_epoch;
