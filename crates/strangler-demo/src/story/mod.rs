@@ -368,6 +368,7 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
     let projector_cancel = cancel.child_token();
     stack::run_projector(projector.clone(), projector_cancel.clone());
     stack::wait_live(&legacy, &new_url, &mut rng).await?;
+    quiesce(&proxy).await?;
     cutover::set(
         &control,
         &config,
@@ -509,6 +510,35 @@ async fn stop(cancel: CancellationToken, task: tokio::task::JoinHandle<()>) {
 
 fn out_width() -> usize {
     100
+}
+
+/// Lets the mirror copies still in flight (a lag re-ask waits `settle_ms`; longer on a loaded
+/// machine) finish and their verdicts reach the store before a new evidence window opens, so
+/// copies of requests made before the fix are not counted as evidence after it. Verdicts are
+/// stored in one-second windows: wait for the next one to begin.
+async fn quiesce(proxy: &strangler_proxy::Proxy) -> Result<(), DemoError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while proxy
+        .capability_status(CAPABILITY)
+        .is_some_and(|s| s.mirror_in_flight > 0)
+    {
+        if tokio::time::Instant::now() > deadline {
+            return Err(DemoError::msg(
+                "mirror copies still in flight after 60 s; is the new read API hung?",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy
+        .flush_stats()
+        .await
+        .step("storing the verdicts of the last copies")?;
+    let into_second = chrono::Utc::now().timestamp_subsec_millis();
+    tokio::time::sleep(Duration::from_millis(u64::from(
+        1_050 - into_second.min(999),
+    )))
+    .await;
+    Ok(())
 }
 
 async fn wait_for_mode(proxy: &strangler_proxy::Proxy, mode: Mode) -> Result<(), DemoError> {
