@@ -108,6 +108,7 @@ async fn relay_survives_ten_sigkills_and_a_broker_restart() {
     let legacy = Legacy::open(&db, "postgres").await;
     let config = write_config(dir.path(), &db.url, &broker.addr, max_in_flight);
     let log = dir.path().join("relay.log");
+    let mut spawned_at = log_len(&log);
     let mut relay = spawn_relay(&config, &log);
 
     let writer = {
@@ -123,10 +124,14 @@ async fn relay_survives_ten_sigkills_and_a_broker_restart() {
         if k == 4 {
             broker.restart();
         }
+        spawned_at = log_len(&log);
         relay = spawn_relay(&config, &log);
     }
     let written = writer.await.unwrap();
     wait_drained(&legacy, 120).await;
+    // When the killed relay had drained the outbox already, SIGTERM could otherwise reach the new
+    // process before it listens for it.
+    wait_relaying(&log, spawned_at, 60).await;
     sigterm(&mut relay);
     assert!(
         relay.wait().unwrap().success(),

@@ -679,6 +679,31 @@ pub(crate) fn sigterm(child: &mut Child) {
     }
 }
 
+/// The length of `log` now: what a relay spawned next writes comes after it.
+pub(crate) fn log_len(log: &Path) -> usize {
+    std::fs::metadata(log).map_or(0, |m| m.len() as usize)
+}
+
+/// Waits until `log`, past its first `from` bytes, says the relay holds the lease and relays. A
+/// relay that logged it listens for SIGTERM; one signalled while still starting up (before its
+/// process installed a listener) dies of the signal instead of draining.
+pub(crate) async fn wait_relaying(log: &Path, from: usize, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let bytes = std::fs::read(log).unwrap_or_default();
+        if String::from_utf8_lossy(bytes.get(from..).unwrap_or_default())
+            .contains("holding the outbox lease")
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the relay did not take the lease within {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub(crate) async fn wait_drained(legacy: &Legacy, secs: u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while legacy.remaining().await > 0 {

@@ -13,6 +13,10 @@ use strangler_telemetry::Shutdown;
 use crate::cli::{GlobalArgs, RelayArgs};
 
 pub async fn run(global: &GlobalArgs, args: &RelayArgs) -> anyhow::Result<ExitCode> {
+    // Listen for SIGTERM and SIGINT before anything else: until a listener exists the signal's
+    // default action kills the process at once (exit by signal, not a drain), and a supervisor
+    // may stop a relay while it is still reading its configuration or connecting.
+    let early = EarlySignals::listen();
     let config = crate::context::init(global)?;
     let legacy = config.legacy.as_ref().context(
         "the configuration has no `[legacy] url`: add [legacy] with url = \"postgres://...\" \
@@ -20,6 +24,7 @@ pub async fn run(global: &GlobalArgs, args: &RelayArgs) -> anyhow::Result<ExitCo
     )?;
     strangler_telemetry::install_metrics();
     let shutdown = Shutdown::install(&config.telemetry);
+    early.forward_to(shutdown.token.clone());
     if let Some(addr) = &config.telemetry.metrics_listen {
         let addr = addr.parse().context("parsing telemetry.metrics_listen")?;
         let token = shutdown.token.clone();
@@ -140,5 +145,53 @@ async fn run_wal(
             );
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// SIGTERM and SIGINT listeners registered at the start of the command, so a signal that arrives
+/// before [`Shutdown::install`]'s watcher runs still cancels (drains) instead of killing.
+struct EarlySignals {
+    #[cfg(unix)]
+    signals: Vec<tokio::signal::unix::Signal>,
+}
+
+impl EarlySignals {
+    fn listen() -> EarlySignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signals = [SignalKind::terminate(), SignalKind::interrupt()]
+                .into_iter()
+                .filter_map(|kind| match signal(kind) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for a shutdown signal");
+                        None
+                    }
+                })
+                .collect();
+            EarlySignals { signals }
+        }
+        #[cfg(not(unix))]
+        EarlySignals {}
+    }
+
+    /// Cancels `token` when any of the signals arrives (also one that arrived already).
+    fn forward_to(self, token: tokio_util::sync::CancellationToken) {
+        #[cfg(unix)]
+        for mut s in self.signals {
+            let token = token.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    Some(()) = s.recv() => {
+                        tracing::info!("shutdown signal received, draining");
+                        token.cancel();
+                    }
+                    _ = token.cancelled() => {}
+                }
+            });
+        }
+        #[cfg(not(unix))]
+        let _ = token;
     }
 }
