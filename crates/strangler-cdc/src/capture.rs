@@ -165,8 +165,9 @@ impl Capture {
             {
                 decoder.chunk = Some(self.next_chunk(&mut conn, &decoder, &t).await?);
             }
+            // Read before the peek: the peek then sees every change committed before it.
             let idle_lsn = if heartbeat_due {
-                Some(pg::current_lsn(&mut conn).await?)
+                Some(pg::flushed_lsn(&mut conn).await?)
             } else {
                 None
             };
@@ -230,8 +231,8 @@ impl Capture {
                 if changes.is_empty()
                     && let Some(l) = idle_lsn.filter(|l| *l > confirmed)
                 {
-                    // Nothing captured committed before `l`: moving there releases WAL that
-                    // other tables and databases wrote.
+                    // Nothing captured committed before `l` (flushed before the peek began):
+                    // moving there releases WAL that other tables and databases wrote.
                     confirmed = pg::advance(&mut conn, &cfg.slot, l).await?;
                     metrics::confirmed(confirmed);
                     report.confirmed_lsn = confirmed;

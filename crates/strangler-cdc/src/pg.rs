@@ -258,9 +258,12 @@ pub async fn advance(conn: &mut PgConnection, slot: &str, lsn: u64) -> Result<u6
     parse_lsn(&reached)
 }
 
-/// The server's current WAL write position.
-pub async fn current_lsn(conn: &mut PgConnection) -> Result<u64> {
-    let l: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+/// The server's current WAL flush position: how far a peek at the slot decodes. A heartbeat may
+/// move an idle slot only this far. The write position is not safe: with asynchronous commit a
+/// transaction can commit before its WAL is flushed, a peek does not see it yet, and an advance
+/// made after the flush caught up would skip it.
+pub async fn flushed_lsn(conn: &mut PgConnection) -> Result<u64> {
+    let l: String = sqlx::query_scalar("SELECT pg_current_wal_flush_lsn()::text")
         .fetch_one(&mut *conn)
         .await?;
     parse_lsn(&l)
