@@ -105,7 +105,13 @@ impl Relay {
             if cancel.is_cancelled() {
                 return Ok(report);
             }
-            let mut src = match Source::connect(&self.url, &self.cfg).await {
+            // Nothing is in flight yet: a connection attempt (which can hang while the host
+            // drops packets) is abandoned on cancellation.
+            let connected = tokio::select! {
+                _ = cancel.cancelled() => return Ok(report),
+                c = Source::connect(&self.url, &self.cfg) => c,
+            };
+            let mut src = match connected {
                 Ok(s) => s,
                 Err(e) if e.is_retryable() => {
                     tracing::warn!(legacy = %url, error = %e, "legacy database unavailable, retrying");
@@ -145,7 +151,13 @@ impl Relay {
     async fn wait_for_lease(&self, src: &mut Source, cancel: &CancellationToken) -> Result<bool> {
         let mut announced = false;
         loop {
-            if src.try_lease().await? {
+            // A standby holds no rows: it stops at once, even mid-query (closing the connection
+            // releases a lock taken meanwhile).
+            let got = tokio::select! {
+                _ = cancel.cancelled() => return Ok(false),
+                got = src.try_lease() => got?,
+            };
+            if got {
                 return Ok(true);
             }
             if !announced {
