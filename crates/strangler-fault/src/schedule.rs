@@ -256,11 +256,8 @@ mod tests {
 
     #[test]
     fn skipped_kinds_are_never_scheduled() {
-        let p = Profile::short(9);
-        assert!(
-            !p.skip.is_empty(),
-            "the CI profile names its known-open kinds"
-        );
+        let mut p = Profile::short(9);
+        p.skip = vec![("kill-projector".into(), "an open finding".into())];
         let s = schedule(&p);
         assert!(s.len() > 2);
         assert!(!s.iter().any(|f| matches!(
