@@ -37,7 +37,10 @@ pub(crate) struct LiteReader {
 async fn connect(url: &str) -> Result<SqliteConnection> {
     let opts = SqliteConnectOptions::from_str(url)
         .map_err(connect_error(url))?
-        .busy_timeout(Duration::from_secs(10));
+        // SQLite's busy handler is not a queue: under many writers on a loaded machine the relay
+        // can lose the write lock for seconds at a time. Giving up sooner only reconnects, reads
+        // from the top and publishes again what was already sent (duplicates), so wait longer.
+        .busy_timeout(Duration::from_secs(60));
     SqliteConnection::connect_with(&opts)
         .await
         .map_err(connect_error(url))
