@@ -18,7 +18,7 @@ async fn demo_runs_the_whole_story_on_postgres_and_kafka() {
     let dir = tempfile::tempdir().unwrap();
     let demo_dir = dir.path().join("demo");
     let mut cmd = Command::new(strangler_bin());
-    cmd.args(["demo", "--quiet", "--writes-per-phase", "400", "--dir"])
+    cmd.args(["demo", "--quiet", "--writes-per-phase", "600", "--dir"])
         .arg(&demo_dir)
         .args(["--postgres", &db.url, "--kafka", &broker.bootstrap])
         .env_remove("STRANGLER_CONFIG");

@@ -395,6 +395,8 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(Summary, Ru
     if fixed.mismatches > 0 {
         say(out, &fixed.top_paths(out_width()));
     }
+    // The gate reads the stored counts: let the last copies be judged and flushed first.
+    quiesce(&proxy).await?;
     let (_, gate) = cutover::evaluate(
         &control,
         config.capability(CAPABILITY).expect("demo capability"),
@@ -513,9 +515,10 @@ fn out_width() -> usize {
 }
 
 /// Lets the mirror copies still in flight (a lag re-ask waits `settle_ms`; longer on a loaded
-/// machine) finish and their verdicts reach the store before a new evidence window opens, so
-/// copies of requests made before the fix are not counted as evidence after it. Verdicts are
-/// stored in one-second windows: wait for the next one to begin.
+/// machine) finish and their verdicts reach the store: before a new evidence window opens, so
+/// copies of requests made before the fix are not counted as evidence after it, and before the
+/// gate reads the store, so it sees every copy of the phase. Verdicts are stored in one-second
+/// windows: wait for the next one to begin.
 async fn quiesce(proxy: &strangler_proxy::Proxy) -> Result<(), DemoError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while proxy
