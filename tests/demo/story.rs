@@ -1,6 +1,6 @@
 //! The demo's story on PostgreSQL (three schemas it creates) and a Kafka-protocol broker (a topic
-//! it creates with the admin API), through the real binary, with the default traffic profile (the gate needs it: a third of the
-//! answers are stale behind Kafka).
+//! it creates with the admin API), through the real binary, with the default traffic profile
+//! (the gate needs it: a third of the answers are stale behind Kafka).
 
 use std::process::Command;
 use std::time::Duration;
