@@ -50,20 +50,4 @@ fn placed_v2(upcaster: bool) -> serde_json::Value {
     s
 }
 
-/// The `strangler` binary built beside this test.
-fn strangler_bin() -> PathBuf {
-    std::env::var("CARGO_BIN_EXE_strangler")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            let target = std::env::var("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-            let bin = target.join("debug/strangler");
-            assert!(
-                bin.exists(),
-                "{} is missing: run `cargo build -p strangler-cli` first (deploy/test.sh does)",
-                bin.display()
-            );
-            bin
-        })
-}
+pub(crate) use crate::harness::strangler_bin;

@@ -7,23 +7,7 @@ mod story;
 
 use std::path::{Path, PathBuf};
 
-/// The `strangler` binary this test run uses.
-fn strangler_bin() -> PathBuf {
-    std::env::var("CARGO_BIN_EXE_strangler")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            let target = std::env::var("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| repo().join("target"));
-            let bin = target.join("debug/strangler");
-            assert!(
-                bin.exists(),
-                "{} is missing: run `cargo build -p strangler-cli` first (deploy/test.sh does)",
-                bin.display()
-            );
-            bin
-        })
-}
+pub(crate) use crate::harness::strangler_bin;
 
 /// The repository root.
 fn repo() -> PathBuf {

@@ -154,3 +154,23 @@ async fn each_test_database_is_fresh() {
     assert_eq!(n, 0, "a fresh database must not see another test's tables");
     other.close().await;
 }
+
+/// The `strangler` binary this test run uses (`deploy/test.sh` builds it first).
+pub(crate) fn strangler_bin() -> std::path::PathBuf {
+    std::env::var("CARGO_BIN_EXE_strangler")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            let target = std::env::var("CARGO_TARGET_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|_| {
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
+                });
+            let bin = target.join("debug/strangler");
+            assert!(
+                bin.exists(),
+                "{} is missing: run `cargo build -p strangler-cli` first (deploy/test.sh does)",
+                bin.display()
+            );
+            bin
+        })
+}

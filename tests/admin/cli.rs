@@ -2,7 +2,7 @@
 //! the terminal table show the figures the admin API's JSON report shows; a wrong capability
 //! name is a clear error.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -12,22 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::fixture::{VIEWER, shadow_run};
 use super::ui::{expected_figures, get, html_figures};
 
-pub fn strangler_bin() -> PathBuf {
-    std::env::var("CARGO_BIN_EXE_strangler")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            let target = std::env::var("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-            let bin = target.join("debug/strangler");
-            assert!(
-                bin.exists(),
-                "{} is missing: run `cargo build -p strangler-cli` first (deploy/test.sh does)",
-                bin.display()
-            );
-            bin
-        })
-}
+pub(crate) use crate::harness::strangler_bin;
 
 fn report(config: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(strangler_bin())
