@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Passes the whole test suite on a fresh machine: starts (or installs) PostgreSQL, MariaDB, Redis
-# and a tansu Kafka-protocol broker where they are missing, then runs every test.
+# Passes the whole test suite on a fresh machine: starts (or installs) PostgreSQL, MariaDB, Redis,
+# ClickHouse and a tansu Kafka-protocol broker where they are missing, then runs every test.
 #
 #   deploy/test.sh                 # the whole suite
 #   deploy/test.sh -p strangler-diff   # extra arguments go to `cargo test`
@@ -10,6 +10,7 @@ source deploy/lib/services.sh
 
 ensure_postgres
 ensure_mariadb
+ensure_clickhouse          # the ClickHouse projection sink's tests
 ensure_tansu
 ensure_chromium            # the admin dashboard test drives headless Chromium
 start_test_broker          # exports STRANGLER_TEST_KAFKA, stopped on exit

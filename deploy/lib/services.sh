@@ -57,6 +57,25 @@ ensure_redis() {
   wait_for 30 redis-cli -h 127.0.0.1 -p 6379 ping
 }
 
+clickhouse_up() ( # answers on the HTTP interface; /dev/tcp so a fresh machine needs no curl
+  { exec 3<>/dev/tcp/127.0.0.1/8123; } 2>/dev/null || exit 1
+  printf 'GET /ping HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+  grep -q '^Ok\.' <&3
+)
+
+# ClickHouse (Debian's clickhouse-server) for the ClickHouse projection sink (strangler-clickhouse).
+ensure_clickhouse() {
+  if clickhouse_up; then return; fi
+  command -v clickhouse-server >/dev/null || apt_install clickhouse-server clickhouse-client
+  log "starting ClickHouse"
+  mkdir -p /var/log/clickhouse-server /var/lib/clickhouse
+  chown -R clickhouse:clickhouse /var/log/clickhouse-server /var/lib/clickhouse 2>/dev/null || true
+  setsid runuser -u clickhouse -- clickhouse-server --config-file=/etc/clickhouse-server/config.xml \
+    >/var/log/clickhouse-server/ci.out 2>&1 </dev/null &
+  wait_for 90 clickhouse_up || {
+    echo "ClickHouse did not start; see /var/log/clickhouse-server/" >&2; exit 1; }
+}
+
 # Headless Chromium and its WebDriver for the dashboard's end-to-end test (tests/admin).
 ensure_chromium() {
   if command -v chromedriver >/dev/null && { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; }; then return; fi
