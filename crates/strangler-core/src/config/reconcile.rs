@@ -30,7 +30,8 @@ pub struct ReconcileConfig {
     /// paths name the projection's columns, for example `/status`.
     #[serde(default)]
     pub rules: Option<PathBuf>,
-    /// Width of a first-level chunk in keys (equal to rows when keys are dense).
+    /// First-level chunk: its width in keys for integer keys (equal to rows when keys are dense),
+    /// its legacy rows for text and uuid keys.
     #[serde(default = "default_chunk_size")]
     pub chunk_size: u64,
     /// Sub-chunks a differing chunk is split into.
@@ -75,7 +76,8 @@ pub struct ReconcileSide {
     pub url: Option<String>,
     /// `SELECT key, col, ... FROM ...`: the rows to compare (no trailing `;`, no `ORDER BY`).
     pub query: String,
-    /// The integer key column of `query`.
+    /// The key column of `query`: integer, text or uuid (text and uuids are compared in byte
+    /// order on both sides, whatever collation the column declares).
     pub key: String,
     /// Where row hashes are computed: `auto` (in SQL on PostgreSQL and MySQL, in Rust on SQLite),
     /// `sql`, or `rust` (the normalized row text is streamed and hashed by strangler).
