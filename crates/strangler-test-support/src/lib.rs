@@ -7,6 +7,7 @@
 //! says how to start it; nothing is skipped silently.
 
 mod broker;
+pub mod clickhouse;
 mod databases;
 pub mod logical_pg;
 pub mod upstream;
