@@ -3,55 +3,16 @@
 //! The key space is cut into chunks; each side reports every chunk's row count and hash sum in
 //! one grouped query. Chunks whose checksums agree are done. A differing chunk with few rows
 //! becomes a leaf whose rows are fetched; a larger one is cut into `factor` sub-chunks and asked
-//! again. With `d` drifted keys among `n`, that touches O(d · log n) chunks. This module decides
-//! and drives; the [`ChecksumSource`] does the I/O, so tests can feed it a fake.
+//! again. With `d` drifted keys among `n`, that touches O(d · log n) chunks. Integer keys are cut
+//! arithmetically; text and uuid keys are cut at sampled keys, every `step`-th key of one side in
+//! byte order ([`crate::key`]), and both sides are then checksummed over the same boundaries.
+//! This module decides and drives; the [`ChecksumSource`] does the I/O, so tests can feed it a fake.
 
 use std::future::Future;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-/// A half-open key range `[lo, hi)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Segment {
-    /// First key in the range.
-    pub lo: i64,
-    /// First key after the range.
-    pub hi: i64,
-}
-
-impl Segment {
-    /// Keys the range spans.
-    pub fn width(&self) -> u64 {
-        (i128::from(self.hi) - i128::from(self.lo)).max(0) as u64
-    }
-
-    /// Bucket width when cut into at most `parts` pieces (at least 1).
-    pub fn bucket_width(&self, parts: u32) -> i64 {
-        let parts = u64::from(parts.max(1));
-        self.width().div_ceil(parts).max(1) as i64
-    }
-
-    /// The buckets `[lo + i·w, lo + (i+1)·w)` of width `w` covering this range.
-    pub fn buckets(&self, width: i64) -> Vec<Segment> {
-        let mut out = Vec::new();
-        let mut lo = i128::from(self.lo);
-        let hi = i128::from(self.hi);
-        while lo < hi {
-            let next = (lo + i128::from(width)).min(hi);
-            out.push(Segment {
-                lo: lo as i64,
-                hi: next as i64,
-            });
-            lo = next;
-        }
-        out
-    }
-
-    /// The bucket of `key` when cut into buckets of width `width`.
-    pub fn bucket_of(&self, key: i64, width: i64) -> usize {
-        ((i128::from(key) - i128::from(self.lo)) / i128::from(width)) as usize
-    }
-}
+pub use crate::key::{Cuts, Key, Segment, Upper};
 
 /// One chunk's checksum: row count and the sum of its 60-bit row hashes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -84,20 +45,28 @@ pub trait ChecksumSource: Sync {
     /// The error of a failed checksum query.
     type Error: Send;
 
-    /// Checksums of the buckets of width `width` covering `seg` on `side`, one per bucket in
-    /// order; empty buckets have count 0.
+    /// For each `(segment, cuts)` of `batch`, the checksums of its buckets on `side`, one per
+    /// bucket in order; empty buckets have count 0. A batch is meant to be one query.
     fn checksums(
         &self,
         side: Side,
-        seg: Segment,
-        width: i64,
-    ) -> impl Future<Output = Result<Vec<Checksum>, Self::Error>> + Send;
+        batch: &[(Segment, Cuts)],
+    ) -> impl Future<Output = Result<Vec<Vec<Checksum>>, Self::Error>> + Send;
+
+    /// Every `step`-th key of `seg` on `side` in key order, leaving out the first: the inner
+    /// boundaries that cut the side's rows there into buckets of `step` rows (text keys).
+    fn boundaries(
+        &self,
+        side: Side,
+        seg: &Segment,
+        step: u64,
+    ) -> impl Future<Output = Result<Vec<Key>, Self::Error>> + Send;
 }
 
 /// How finely to cut.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
-    /// Width of a first-level chunk in keys.
+    /// First-level chunk: keys per chunk for integer keys, legacy rows per chunk for text keys.
     pub chunk_size: u64,
     /// Sub-chunks per differing chunk.
     pub factor: u32,
@@ -133,12 +102,19 @@ pub enum Decision {
     Split,
 }
 
+/// Levels of splitting after which a differing chunk is fetched whatever its size; a guard,
+/// since every split of a chunk with more than `leaf_rows` rows makes its larger side smaller.
+const MAX_DEPTH: u32 = 48;
+
+/// Chunks checksummed per query below the first level.
+const MAX_BATCH: usize = 64;
+
 /// The pure rule: equal checksums end the search; otherwise a small chunk is a leaf.
-pub fn decide(seg: Segment, legacy: Checksum, projection: Checksum, opts: &Options) -> Decision {
+pub fn decide(seg: &Segment, legacy: Checksum, projection: Checksum, opts: &Options) -> Decision {
     if legacy == projection {
         Decision::Equal
     } else if legacy.count.max(projection.count) <= opts.leaf_rows
-        || seg.width() <= u64::from(opts.factor)
+        || seg.width().is_some_and(|w| w <= u64::from(opts.factor))
     {
         Decision::Leaf
     } else {
@@ -146,53 +122,130 @@ pub fn decide(seg: Segment, legacy: Checksum, projection: Checksum, opts: &Optio
     }
 }
 
-/// Finds the leaves where the two sides differ over `range`. `resolved` is called with the width
-/// in keys of every range settled (equal, or handed over as a leaf), for progress.
+/// How a range of the next level is to be cut.
+enum Plan {
+    /// Already known.
+    Ready(Cuts),
+    /// At every `step`-th key of `side` (text keys).
+    Sample(Side, u64),
+}
+
+/// Progress of a search, in keys for integer keys and in rows (about) for text keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    /// The whole (for text keys, known once the first boundaries are sampled).
+    Total(u64),
+    /// A range settled: equal, or handed over as a leaf.
+    Settled(u64),
+}
+
+/// Finds the leaves where the two sides differ over `range`; `progress` hears of the total and of
+/// every range settled.
 pub async fn locate<S: ChecksumSource>(
     src: &S,
     range: Segment,
     opts: Options,
-    resolved: &(dyn Fn(u64) + Sync),
+    progress: &(dyn Fn(Tick) + Sync),
 ) -> Result<Outcome, S::Error> {
+    let resolved = |n| progress(Tick::Settled(n));
     let mut out = Outcome::default();
-    if range.width() == 0 {
+    if range.width() == Some(0) {
         return Ok(out);
     }
+    let roots = opts.root_queries.max(1) as usize;
     // First level: a few grouped queries over large slices, each cut into chunk_size buckets.
-    let slices = range.buckets(range.bucket_width(opts.root_queries.max(1)));
-    let mut work: Vec<(Segment, i64)> = slices
-        .into_iter()
-        .map(|s| (s, opts.chunk_size.max(1) as i64))
-        .collect();
+    let mut work: Vec<(Segment, Plan, u32)> = match range.lo {
+        Key::Int(_) => {
+            progress(Tick::Total(range.width().unwrap_or(0)));
+            range
+            .buckets(&Cuts::Width(range.bucket_width(opts.root_queries)))
+            .into_iter()
+            .map(|s| (s, Plan::Ready(Cuts::Width(opts.chunk_size.max(1) as i64)), 0))
+            .collect()
+        }
+        Key::Text(_) => {
+            let bounds = src
+                .boundaries(Side::Legacy, &range, opts.chunk_size.max(1))
+                .await?;
+            out.queries += 1;
+            progress(Tick::Total((bounds.len() as u64 + 1) * opts.chunk_size.max(1)));
+            slices(&range, bounds, roots)
+                .into_iter()
+                .map(|(s, b)| (s, Plan::Ready(Cuts::At(b)), 0))
+                .collect()
+        }
+    };
     while !work.is_empty() {
-        out.queries += work.len() as u64;
-        let results: Vec<(Segment, i64, Vec<Checksum>, Vec<Checksum>)> = stream::iter(work)
-            .map(|(seg, width)| async move {
+        // Few large queries at the first level; below it, differing chunks travel in batches so
+        // thousands of small chunks do not cost thousands of round trips.
+        let per = work
+            .len()
+            .div_ceil(opts.concurrency.max(1))
+            .clamp(1, MAX_BATCH);
+        let mut batches = Vec::new();
+        let mut it = work.into_iter().peekable();
+        while it.peek().is_some() {
+            batches.push(it.by_ref().take(per).collect::<Vec<_>>());
+        }
+        out.queries += batches.len() as u64;
+        type Done = (Segment, Cuts, u32, Vec<Checksum>, Vec<Checksum>);
+        let results: Vec<Vec<Done>> = stream::iter(batches)
+            .map(|batch| async move {
+                let mut items = Vec::with_capacity(batch.len());
+                for (seg, plan, depth) in batch {
+                    let cuts = match plan {
+                        Plan::Ready(c) => c,
+                        Plan::Sample(side, step) => {
+                            Cuts::At(src.boundaries(side, &seg, step).await?)
+                        }
+                    };
+                    items.push(((seg, cuts), depth));
+                }
+                let asked: Vec<(Segment, Cuts)> = items.iter().map(|(sc, _)| sc.clone()).collect();
                 let (l, p) = futures::join!(
-                    src.checksums(Side::Legacy, seg, width),
-                    src.checksums(Side::Projection, seg, width)
+                    src.checksums(Side::Legacy, &asked),
+                    src.checksums(Side::Projection, &asked)
                 );
-                Ok::<_, S::Error>((seg, width, l?, p?))
+                let (l, p) = (l?, p?);
+                Ok::<_, S::Error>(
+                    items
+                        .into_iter()
+                        .zip(l.into_iter().zip(p))
+                        .map(|(((seg, cuts), depth), (l, p))| (seg, cuts, depth, l, p))
+                        .collect(),
+                )
             })
             .buffer_unordered(opts.concurrency.max(1))
             .try_collect()
             .await?;
         let mut next = Vec::new();
-        for (seg, width, l, p) in results {
-            for (i, bucket) in seg.buckets(width).into_iter().enumerate() {
+        for (seg, cuts, depth, l, p) in results.into_iter().flatten() {
+            for (i, bucket) in seg.buckets(&cuts).into_iter().enumerate() {
                 let a = l.get(i).copied().unwrap_or_default();
                 let b = p.get(i).copied().unwrap_or_default();
+                let size = bucket.width().unwrap_or(a.count.max(b.count));
                 out.chunks_compared += 1;
-                match decide(bucket, a, b, &opts) {
-                    Decision::Equal => resolved(bucket.width()),
-                    Decision::Leaf => {
+                match decide(&bucket, a, b, &opts) {
+                    Decision::Equal => resolved(size),
+                    Decision::Split if depth < MAX_DEPTH => {
+                        out.chunks_differing += 1;
+                        let plan = match bucket.lo {
+                            Key::Int(_) => Plan::Ready(Cuts::Width(bucket.bucket_width(opts.factor))),
+                            Key::Text(_) => {
+                                let (side, rows) = if a.count >= b.count {
+                                    (Side::Legacy, a.count)
+                                } else {
+                                    (Side::Projection, b.count)
+                                };
+                                Plan::Sample(side, rows.div_ceil(u64::from(opts.factor.max(2))))
+                            }
+                        };
+                        next.push((bucket, plan, depth + 1));
+                    }
+                    Decision::Leaf | Decision::Split => {
                         out.chunks_differing += 1;
                         out.leaves.push(bucket);
-                        resolved(bucket.width());
-                    }
-                    Decision::Split => {
-                        out.chunks_differing += 1;
-                        next.push((bucket, bucket.bucket_width(opts.factor)));
+                        resolved(size);
                     }
                 }
             }
@@ -201,6 +254,37 @@ pub async fn locate<S: ChecksumSource>(
     }
     out.leaves.sort();
     Ok(out)
+}
+
+/// Groups `bounds` (the inner boundaries of `range`) into at most `parts` slices of about equal
+/// numbers of buckets, each with its own inner boundaries.
+fn slices(range: &Segment, bounds: Vec<Key>, parts: usize) -> Vec<(Segment, Vec<Key>)> {
+    let per = (bounds.len() + 1).div_ceil(parts.max(1)).max(1);
+    let mut out = Vec::new();
+    let mut lo = range.lo.clone();
+    let mut inner = Vec::new();
+    for b in bounds {
+        if inner.len() + 1 == per {
+            let hi = Upper::Below(b.clone());
+            out.push((
+                Segment {
+                    lo: std::mem::replace(&mut lo, b),
+                    hi,
+                },
+                std::mem::take(&mut inner),
+            ));
+        } else {
+            inner.push(b);
+        }
+    }
+    out.push((
+        Segment {
+            lo,
+            hi: range.hi.clone(),
+        },
+        inner,
+    ));
+    out
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@ use strangler_core::Config;
 use strangler_core::config::ReconcileConfig;
 use strangler_diff::RuleSet;
 
-use crate::bisect::{self, Checksum, ChecksumSource, Segment, Side};
-use crate::checksum::{Column, Shape};
+use crate::bisect::{self, Checksum, ChecksumSource, Side, Tick};
+use crate::checksum::{Column, Shape, native_column};
+use crate::key::{Cuts, Key, KeyKind, Segment, Upper};
 use crate::db::{Db, Dialect};
 use crate::error::{Error, Result};
 use crate::normalize::Class;
@@ -88,7 +89,8 @@ impl Reconciler {
             describe(&ldb, "legacy", &rc.legacy.query),
             describe(&pdb, "projection", &rc.projection.query)
         )?;
-        let (pairs, classes) = pair_columns(rc, &lcols, &pcols).map_err(cfg_err)?;
+        let key_kind = key_kind(rc, &lcols, &pcols);
+        let (pairs, classes) = pair_columns(rc, &lcols, &pcols, key_kind).map_err(cfg_err)?;
         let hashed = |names: &dyn Fn(&Pair) -> String| -> Vec<Column> {
             pairs
                 .iter()
@@ -114,8 +116,18 @@ impl Reconciler {
                 "updated_at_column `{u}` is not a column of the legacy query; add it to the SELECT"
             )));
         }
-        let side = |name, db: Db, s: &strangler_core::config::ReconcileSide, hashed, extra| {
+        let side = |name,
+                    db: Db,
+                    s: &strangler_core::config::ReconcileSide,
+                    cols: &[(String, String)],
+                    hashed,
+                    extra| {
             let dialect = db.dialect();
+            let native_uuid = dialect == Dialect::Postgres
+                && key_kind == KeyKind::Uuid
+                && cols
+                    .iter()
+                    .any(|(n, t)| *n == s.key && t.eq_ignore_ascii_case("uuid"));
             let hash_in_rust = match s.checksum.as_str() {
                 "rust" => true,
                 "sql" if dialect == Dialect::Sqlite => {
@@ -133,6 +145,9 @@ impl Reconciler {
                     dialect,
                     query: s.query.clone(),
                     key: s.key.clone(),
+                    key_kind,
+                    native_uuid,
+                    native: None,
                     hashed,
                     extra,
                     scale: rc.decimal_scale,
@@ -140,20 +155,29 @@ impl Reconciler {
                 hash_in_rust,
             })
         };
-        let legacy = side(
+        let mut legacy = side(
             "legacy",
             ldb,
             &rc.legacy,
+            &lcols,
             hashed(&|p| p.legacy.clone()),
             extra,
         )?;
-        let projection = side(
+        let mut projection = side(
             "projection",
             pdb,
             &rc.projection,
+            &pcols,
             hashed(&|p| p.projection.clone()),
             Vec::new(),
         )?;
+        if let Some((l, p)) = native_columns(&legacy, &projection, &pairs, &lcols, &pcols)
+            && has_record_hash(&legacy.db).await
+            && has_record_hash(&projection.db).await
+        {
+            legacy.shape.native = Some(l);
+            projection.shape.native = Some(p);
+        }
         let rules = match &rc.rules {
             Some(path) => {
                 let full = config.resolve(path);
@@ -212,7 +236,14 @@ impl Reconciler {
     }
 
     fn empty_report(&self, method: &str) -> Report {
-        let mode = |s: &SideTable| if s.hash_in_rust { "rust" } else { "sql" }.to_string();
+        let mode = |s: &SideTable| {
+            match (s.hash_in_rust, &s.shape.native) {
+                (true, _) => "rust",
+                (false, Some(_)) => "native",
+                (false, None) => "sql",
+            }
+            .to_string()
+        };
         let mut r = Report {
             name: self.name.clone(),
             watermark: self
@@ -239,13 +270,20 @@ impl Reconciler {
             report.stats.elapsed_ms = start.elapsed().as_millis() as u64;
             return Ok(report);
         };
-        report.stats.key_range = Some((lo, hi));
-        let range = Segment {
-            lo,
-            hi: hi.saturating_add(1),
+        report.stats.key_range = Some((lo.clone(), hi.clone()));
+        let range = match (&lo, &hi) {
+            (Key::Int(lo), Key::Int(hi)) => Segment::ints(*lo, hi.saturating_add(1)),
+            _ => Segment {
+                lo,
+                hi: Upper::Through(hi),
+            },
         };
-        progress.start(&format!("reconcile {}", self.name), range.width());
-        let found = bisect::locate(self, range, self.opts, &|w| progress.inc(w)).await?;
+        progress.start(&format!("reconcile {}", self.name), 0);
+        let found = bisect::locate(self, range, self.opts, &|t| match t {
+            Tick::Total(n) => progress.set_length(n),
+            Tick::Settled(n) => progress.inc(n),
+        })
+        .await?;
         report.stats.checksum_queries = found.queries;
         report.stats.chunks_compared = found.chunks_compared;
         report.stats.chunks_differing = found.chunks_differing;
@@ -256,7 +294,7 @@ impl Reconciler {
     }
 
     /// Compares only `keys`, row by row (after a repair).
-    pub async fn recheck(&self, keys: &[i64]) -> Result<Report> {
+    pub async fn recheck(&self, keys: &[Key]) -> Result<Report> {
         let start = Instant::now();
         let mut report = self.empty_report("recheck");
         let mut keys = keys.to_vec();
@@ -264,9 +302,15 @@ impl Reconciler {
         keys.dedup();
         let mut segs: Vec<Segment> = Vec::new();
         for k in keys {
-            match segs.last_mut() {
-                Some(s) if s.hi == k => s.hi = k + 1,
-                _ => segs.push(Segment { lo: k, hi: k + 1 }),
+            match (segs.last_mut(), &k) {
+                (Some(s), Key::Int(i)) if s.hi == Upper::Below(Key::Int(*i)) => {
+                    s.hi = Upper::Below(Key::Int(i + 1));
+                }
+                (_, Key::Int(i)) => segs.push(Segment::ints(*i, i + 1)),
+                (_, Key::Text(_)) => segs.push(Segment {
+                    lo: k.clone(),
+                    hi: Upper::Through(k),
+                }),
             }
         }
         self.diff_segments(&segs, &mut report).await?;
@@ -295,8 +339,8 @@ impl Reconciler {
         let start = Instant::now();
         let mut report = self.empty_report("naive");
         let (lsql, psql) = (
-            self.legacy.shape.rows_sql(0),
-            self.projection.shape.rows_sql(0),
+            self.legacy.shape.rows_stmt(&[]),
+            self.projection.shape.rows_stmt(&[]),
         );
         let mut ls = self.legacy.stream_all(&lsql);
         let mut ps = self.projection.stream_all(&psql);
@@ -331,10 +375,21 @@ impl Reconciler {
 impl ChecksumSource for Reconciler {
     type Error = Error;
 
-    async fn checksums(&self, side: Side, seg: Segment, width: i64) -> Result<Vec<Checksum>> {
+    async fn checksums(
+        &self,
+        side: Side,
+        batch: &[(Segment, Cuts)],
+    ) -> Result<Vec<Vec<Checksum>>> {
         match side {
-            Side::Legacy => self.legacy.checksums(seg, width).await,
-            Side::Projection => self.projection.checksums(seg, width).await,
+            Side::Legacy => self.legacy.checksums(batch).await,
+            Side::Projection => self.projection.checksums(batch).await,
+        }
+    }
+
+    async fn boundaries(&self, side: Side, seg: &Segment, step: u64) -> Result<Vec<Key>> {
+        match side {
+            Side::Legacy => self.legacy.boundaries(seg, step).await,
+            Side::Projection => self.projection.boundaries(seg, step).await,
         }
     }
 }
@@ -345,6 +400,7 @@ fn pair_columns(
     rc: &ReconcileConfig,
     lcols: &[(String, String)],
     pcols: &[(String, String)],
+    key_kind: KeyKind,
 ) -> std::result::Result<(Vec<Pair>, Vec<Class>), String> {
     let ptype = |n: &str| pcols.iter().find(|(c, _)| c == n).map(|(_, t)| t.as_str());
     if !lcols.iter().any(|(c, _)| *c == rc.legacy.key) {
@@ -388,7 +444,11 @@ fn pair_columns(
         };
         let class = match rc.column_types.get(l).and_then(|t| Class::parse(t)) {
             Some(c) => c,
-            None if *l == rc.legacy.key => Class::Int,
+            _ if *l == rc.legacy.key => match key_kind {
+                KeyKind::Int => Class::Int,
+                KeyKind::Text => Class::Text,
+                KeyKind::Uuid => Class::Uuid,
+            },
             None => Class::unify(Class::of_type_name(ltype), Class::of_type_name(pt)),
         };
         pairs.push(Pair {
@@ -404,4 +464,73 @@ fn pair_columns(
         ));
     }
     Ok((pairs, classes))
+}
+
+/// How keys compare, the same on both sides: `column_types` of the legacy key when given;
+/// otherwise uuid when either side declares a uuid, integer when both declare integers, and text
+/// (in byte order) for anything else.
+fn key_kind(rc: &ReconcileConfig, lcols: &[(String, String)], pcols: &[(String, String)]) -> KeyKind {
+    let declared = |cols: &[(String, String)], key: &str| {
+        cols.iter()
+            .find(|(n, _)| n == key)
+            .map_or(Class::Text, |(_, t)| Class::of_type_name(t))
+    };
+    let configured = rc.column_types.get(&rc.legacy.key).and_then(|t| Class::parse(t));
+    let (l, p) = (
+        declared(lcols, &rc.legacy.key),
+        declared(pcols, &rc.projection.key),
+    );
+    match configured {
+        Some(Class::Int) => KeyKind::Int,
+        Some(Class::Uuid) => KeyKind::Uuid,
+        Some(_) => KeyKind::Text,
+        None if l == Class::Uuid || p == Class::Uuid => KeyKind::Uuid,
+        None if l == Class::Int && p == Class::Int => KeyKind::Int,
+        None => KeyKind::Text,
+    }
+}
+
+/// The native row-hash columns of both sides, when both are PostgreSQL hashing in SQL and every
+/// pair of columns has the same declared type with a hash function: then equal rows hash alike
+/// without being rendered as text.
+fn native_columns(
+    legacy: &SideTable,
+    projection: &SideTable,
+    pairs: &[Pair],
+    lcols: &[(String, String)],
+    pcols: &[(String, String)],
+) -> Option<(Vec<String>, Vec<String>)> {
+    let sql_pg = |s: &SideTable| s.shape.dialect == Dialect::Postgres && !s.hash_in_rust;
+    if !sql_pg(legacy) || !sql_pg(projection) {
+        return None;
+    }
+    let ty = |cols: &[(String, String)], n: &str| {
+        cols.iter()
+            .find(|(c, _)| c == n)
+            .map(|(_, t)| t.to_ascii_uppercase())
+    };
+    let mut l = Vec::with_capacity(pairs.len());
+    let mut p = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        let (lt, pt) = (ty(lcols, &pair.legacy)?, ty(pcols, &pair.projection)?);
+        if lt != pt {
+            return None;
+        }
+        l.push(native_column(&legacy.shape.column(&pair.legacy), &lt)?);
+        p.push(native_column(&projection.shape.column(&pair.projection), &pt)?);
+    }
+    Some((l, p))
+}
+
+/// Whether a PostgreSQL server has `hash_record_extended` (version 14 and later).
+async fn has_record_hash(db: &Db) -> bool {
+    let Db::Postgres(pool) = db else {
+        return false;
+    };
+    sqlx::query_scalar::<_, String>("SELECT current_setting('server_version_num')")
+        .fetch_one(pool)
+        .await
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .is_some_and(|v| v >= 140_000)
 }

@@ -15,6 +15,7 @@ pub mod checksum;
 mod db;
 mod engine;
 mod error;
+pub mod key;
 pub mod normalize;
 pub mod progress;
 pub mod redact;
@@ -26,6 +27,7 @@ pub mod watermark;
 
 pub use engine::Reconciler;
 pub use error::{Error, Result};
+pub use key::{Key, KeyKind};
 pub use progress::Progress;
 pub use repair::{RepairOutcome, Repaired, Repairer, repair_and_recheck};
 pub use report::{Counts, Report};

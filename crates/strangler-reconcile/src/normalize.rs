@@ -4,7 +4,7 @@
 //! logical row, so every value is first rendered as text by one rule per class:
 //! integers in decimal; decimals and floats rounded to a fixed scale (`12.500000`); booleans as
 //! `0`/`1`; timestamps in UTC as `YYYY-MM-DDTHH:MM:SS.mmmZ` (milliseconds, naive values read as
-//! UTC); dates as `YYYY-MM-DD`; text as UTF-8. Fields are joined with U+001F and NULL is U+001E,
+//! UTC); dates as `YYYY-MM-DD`; uuids in lowercase; text as UTF-8. Fields are joined with U+001F and NULL is U+001E,
 //! characters that do not occur in real text columns. The row hash is the first 15 hex digits of
 //! the MD5 of that text (60 bits), summed over a chunk with the row count beside it.
 
@@ -29,6 +29,8 @@ pub enum Class {
     Timestamp,
     /// Calendar dates.
     Date,
+    /// Uuids, as lowercase text with hyphens (whatever type or case a side stores them in).
+    Uuid,
     /// Everything else, as text.
     Text,
 }
@@ -41,6 +43,8 @@ impl Class {
             Class::Bool
         } else if n.contains("TIMESTAMP") || n.contains("DATETIME") {
             Class::Timestamp
+        } else if n == "UUID" {
+            Class::Uuid
         } else if n == "DATE" {
             Class::Date
         } else if n.contains("INT") || n == "SERIAL" || n == "BIGSERIAL" {
@@ -64,6 +68,7 @@ impl Class {
             "timestamp" => Class::Timestamp,
             "date" => Class::Date,
             "text" => Class::Text,
+            "uuid" => Class::Uuid,
             _ => return None,
         })
     }
@@ -73,7 +78,8 @@ impl Class {
     pub fn unify(a: Class, b: Class) -> Class {
         fn rank(c: Class) -> u8 {
             match c {
-                Class::Decimal => 5,
+                Class::Decimal => 6,
+                Class::Uuid => 5,
                 Class::Timestamp => 4,
                 Class::Date => 3,
                 Class::Bool => 2,

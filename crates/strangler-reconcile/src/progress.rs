@@ -43,6 +43,11 @@ impl Progress {
         self.bar.set_position(0);
     }
 
+    /// Sets the total, once it is known.
+    pub fn set_length(&self, keys: u64) {
+        self.bar.set_length(keys);
+    }
+
     /// Marks `keys` more keys settled.
     pub fn inc(&self, keys: u64) {
         self.bar.inc(keys);

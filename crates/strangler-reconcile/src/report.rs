@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::key::Key;
+
 /// The kinds of difference a row can show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -92,7 +94,7 @@ pub struct Stats {
     /// See `legacy_hashing`.
     pub projection_hashing: String,
     /// Key range examined, inclusive.
-    pub key_range: Option<(i64, i64)>,
+    pub key_range: Option<(Key, Key)>,
     /// Grouped checksum queries per side.
     pub checksum_queries: u64,
     /// Chunks whose checksums were compared.
@@ -124,10 +126,10 @@ pub struct Report {
     pub stats: Stats,
     /// Keys that drifted (missing, extra, different), for repair.
     #[serde(skip)]
-    pub drifted_keys: Vec<i64>,
+    pub drifted_keys: Vec<Key>,
     /// Keys in flight.
     #[serde(skip)]
-    pub in_flight_keys: Vec<i64>,
+    pub in_flight_keys: Vec<Key>,
 }
 
 impl Report {
@@ -135,7 +137,7 @@ impl Report {
     pub fn record(
         &mut self,
         kind: Kind,
-        key: i64,
+        key: Key,
         max: usize,
         exemplar: impl FnOnce() -> Exemplar,
     ) {

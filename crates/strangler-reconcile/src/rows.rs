@@ -84,12 +84,12 @@ impl Differ<'_> {
         } else {
             Kind::Missing
         };
-        report.record(kind, l.key, self.exemplars, || self.whole_row(l, true));
+        report.record(kind, l.key.clone(), self.exemplars, || self.whole_row(l, true));
     }
 
     /// A row only the projection has.
     pub fn projection_only(&self, p: &Row, report: &mut Report) {
-        report.record(Kind::Extra, p.key, self.exemplars, || {
+        report.record(Kind::Extra, p.key.clone(), self.exemplars, || {
             self.whole_row(p, false)
         });
     }
@@ -106,7 +106,7 @@ impl Differ<'_> {
             return;
         }
         if self.in_flight(l) {
-            report.record(Kind::InFlight, l.key, self.exemplars, || Exemplar {
+            report.record(Kind::InFlight, l.key.clone(), self.exemplars, || Exemplar {
                 key: l.key.to_string(),
                 ..Exemplar::default()
             });
@@ -127,7 +127,7 @@ impl Differ<'_> {
         for c in &columns {
             *report.columns.entry(c.clone()).or_default() += 1;
         }
-        report.record(Kind::Different, l.key, self.exemplars, || Exemplar {
+        report.record(Kind::Different, l.key.clone(), self.exemplars, || Exemplar {
             key: l.key.to_string(),
             values: Vec::new(),
             changes: self

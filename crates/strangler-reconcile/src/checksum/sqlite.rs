@@ -12,6 +12,8 @@ pub(super) fn norm(e: &str, class: Class, scale: u32) -> String {
         ),
         Class::Timestamp => format!("strftime('%Y-%m-%dT%H:%M:%fZ', {e})"),
         Class::Date => format!("strftime('%Y-%m-%d', {e})"),
+        // lower() folds ASCII only, which is all a uuid's text holds.
+        Class::Uuid => format!("lower(CAST({e} AS TEXT))"),
         Class::Text => format!("CAST({e} AS TEXT)"),
     }
 }
