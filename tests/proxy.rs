@@ -876,3 +876,100 @@ async fn a_canary_with_fall_back_serves_legacy_on_mismatch_and_kill_switches_for
         "{refused:?}"
     );
 }
+
+/// A new path whose projection lags behind legacy: the first time it is asked for a key, the key
+/// is not projected yet (404, lag reported); asked again, it is there, with `total` 11 where
+/// legacy says 10 for the `drift` keys (a projection bug) and right for the others.
+async fn lagging_new_path(asked: Arc<std::sync::Mutex<Vec<String>>>) -> Upstream {
+    let handler = move |UrlPath(id): UrlPath<String>| {
+        let asked = asked.clone();
+        async move {
+            let first = {
+                let mut seen = asked.lock().unwrap();
+                let first = !seen.contains(&id);
+                seen.push(id.clone());
+                first
+            };
+            if first {
+                return (
+                    StatusCode::NOT_FOUND,
+                    [
+                        ("content-type", "application/json"),
+                        ("x-strangler-lag-ms", "800"),
+                    ],
+                    r#"{"error":"not found"}"#.to_owned(),
+                );
+            }
+            let body = if id.starts_with("drift") {
+                order(&id).replace("\"total\":10", "\"total\":11")
+            } else {
+                order(&id)
+            };
+            (
+                StatusCode::OK,
+                [
+                    ("content-type", "application/json"),
+                    ("x-strangler-lag-ms", "0"),
+                ],
+                body,
+            )
+        }
+    };
+    upstream(Router::new().route("/orders/{id}", get(handler))).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mismatch_the_lag_reask_confirms_is_reported_with_the_fresh_pairs_differences() {
+    let legacy = legacy().await;
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let new = lagging_new_path(asked.clone()).await;
+    let db = sqlite_file();
+    let p = start(
+        &config(&legacy.url(), &new.url(), "settle_ms = 50"),
+        &db.url,
+    )
+    .await;
+    p.set("orders", Mode::Shadow, false).await.unwrap();
+    let mut feed = p.proxy.observe();
+    let c = client();
+
+    // Drift: the key was missing at first (lag), then differs in `total` only. What is reported
+    // is the drift, seen in the re-asked pair, not the first pair's "missing" fields.
+    let a = fetch(&c, &p, "/orders/drift-1", &[]).await;
+    assert_eq!(a.body, order("drift-1").as_bytes(), "the client gets legacy's bytes");
+    let obs = tokio::time::timeout(Duration::from_secs(10), feed.recv())
+        .await
+        .expect("the copy is judged")
+        .unwrap();
+    assert_eq!(obs.comparison.verdict.as_str(), "mismatch");
+    let diffs: Vec<(&str, &str)> = obs
+        .comparison
+        .differences
+        .iter()
+        .map(|d| (d.path.as_str(), d.kind.as_str()))
+        .collect();
+    assert_eq!(diffs, vec![("/total", "value")], "{diffs:?}");
+    let ex = obs.exchange.as_ref().expect("a mismatch carries its exchange");
+    assert_eq!(ex.candidate.status, StatusCode::OK);
+    assert_eq!(
+        ex.candidate.body,
+        order("drift-1").replace("\"total\":10", "\"total\":11")
+    );
+    assert_eq!(ex.legacy.body, order("drift-1"));
+
+    // Lag only: missing at first, equal when asked again: stale, not a mismatch.
+    fetch(&c, &p, "/orders/late-2", &[]).await;
+    let obs = tokio::time::timeout(Duration::from_secs(10), feed.recv())
+        .await
+        .expect("the copy is judged")
+        .unwrap();
+    assert_eq!(obs.comparison.verdict.as_str(), "stale");
+    p.mirrors_done("orders").await;
+    let counters = p.status("orders").counters;
+    assert_eq!((counters.mismatches, counters.stale), (1, 1));
+    assert_eq!(
+        asked.lock().unwrap().len(),
+        4,
+        "each key asked twice: the copy and the re-ask"
+    );
+}

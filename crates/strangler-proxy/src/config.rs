@@ -56,6 +56,24 @@ impl Upstream {
             .unwrap_or_else(|_| Uri::from_static("/"))
     }
 
+    /// The upstream URI for a client's URI: its path and query are shared, not copied and
+    /// parsed again, when the upstream has no path prefix.
+    pub fn uri_of(&self, client: &Uri) -> Uri {
+        let pq = client.path_and_query();
+        if self.prefix.is_empty()
+            && let Some(pq) = pq
+        {
+            let mut parts = http::uri::Parts::default();
+            parts.scheme = Some(self.scheme.clone());
+            parts.authority = Some(self.authority.clone());
+            parts.path_and_query = Some(pq.clone());
+            if let Ok(uri) = Uri::from_parts(parts) {
+                return uri;
+            }
+        }
+        self.uri(pq.map_or("/", |pq| pq.as_str()))
+    }
+
     /// Whether it is spoken to over TLS.
     pub fn is_https(&self) -> bool {
         self.scheme == Scheme::HTTPS

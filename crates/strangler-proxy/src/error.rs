@@ -27,6 +27,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The mirror lane's thread could not start.
+    #[error("starting the mirror thread: {reason}")]
+    MirrorLane {
+        /// Why.
+        reason: String,
+    },
     /// A capability's rules file failed to load.
     #[error("loading the comparison rules of capability `{capability}`: {message}")]
     Rules {

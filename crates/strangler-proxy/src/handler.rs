@@ -45,7 +45,7 @@ fn upstream_timeout(proxy: &Proxy) -> Duration {
 /// Streams a request to legacy and its answer back, unchanged apart from hop-by-hop headers.
 async fn pass_through(proxy: &Proxy, req: Request) -> Response {
     let (mut parts, body) = req.into_parts();
-    let uri = proxy.settings.legacy.uri(path_and_query(&parts));
+    let uri = proxy.settings.legacy.uri_of(&parts.uri);
     forward::upstream_headers(&mut parts.headers);
     let up = forward::prepared(parts.method, parts.headers, uri, forward::drained(body));
     match forward::send(&proxy.client, up, upstream_timeout(proxy)).await {
@@ -97,10 +97,14 @@ async fn capability(proxy: &Arc<Proxy>, m: RouteMatch, req: Request) -> Response
 }
 
 async fn serve_capability(proxy: &Arc<Proxy>, m: RouteMatch, req: Request) -> Response {
+    let (mode, all_killed) = proxy.modes.serving(m.cap);
+    if mode.mode == strangler_core::Mode::Legacy || mode.killed || all_killed {
+        // What `modes::plan` decides for these, without the key, hashes and samples it needs
+        // for the other modes: legacy serves, nothing is compared, nothing is counted.
+        return pass_through(proxy, req).await;
+    }
     let c = &proxy.settings.caps[m.cap];
     let stats = &proxy.stats[m.cap];
-    let snap = proxy.modes.current();
-    let mode = snap.caps[m.cap];
     let (parts, body) = req.into_parts();
     let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let now = std::time::Instant::now();
@@ -108,7 +112,7 @@ async fn serve_capability(proxy: &Arc<Proxy>, m: RouteMatch, req: Request) -> Re
     let by_key = c.cfg.sample_by_key.then_some(&*key);
     let facts = Facts {
         mode: mode.mode,
-        killed: mode.killed || snap.all_killed,
+        killed: mode.killed || all_killed,
         class: c.cfg.class,
         is_read: safe || c.cfg.write_safety == WriteSafety::ReadOnly,
         bucket: modes::bucket(&key),
@@ -283,7 +287,7 @@ async fn serve_checked(proxy: &Arc<Proxy>, cap: usize, copy: Copy) -> Response {
     let max = c.cfg.max_body_bytes;
     let (legacy, new) = tokio::join!(
         mirror::fetch(
-            proxy,
+            &proxy.client,
             &proxy.settings.legacy,
             &copy,
             &[],
@@ -291,7 +295,15 @@ async fn serve_checked(proxy: &Arc<Proxy>, cap: usize, copy: Copy) -> Response {
             timeout,
             max
         ),
-        mirror::fetch(proxy, &proxy.settings.new, &copy, &[], None, timeout, max),
+        mirror::fetch(
+            &proxy.client,
+            &proxy.settings.new,
+            &copy,
+            &[],
+            None,
+            timeout,
+            max
+        ),
     );
     let legacy = match legacy {
         Ok(l) => l,

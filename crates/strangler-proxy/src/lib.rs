@@ -9,7 +9,8 @@
 //! the store in batches, where promotion gates ([`gate`]) read them across proxies.
 //!
 //! The modules follow the request: [`router`] (which capability), [`modes`] (who serves),
-//! [`forward`] (streaming to upstreams), [`mirror`] (the copy and its comparison), [`freshness`]
+//! [`forward`] (streaming to upstreams), [`mirror`] (the copy and its comparison, on the
+//! [`lane`], a lower-priority thread of its own), [`freshness`]
 //! (lag budgets), [`ryw`] (read-your-writes), [`stats`] and [`hist`] (counters), and
 //! [`cutover`] (the API that changes modes, and canary self-demotion).
 
@@ -21,6 +22,7 @@ pub mod freshness;
 pub mod gate;
 mod handler;
 pub mod hist;
+pub mod lane;
 pub mod mirror;
 pub mod modes;
 pub mod observe;

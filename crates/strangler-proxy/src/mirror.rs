@@ -23,6 +23,7 @@ use crate::error::ProxyError;
 use crate::forward::{self, Captured, Collected};
 use crate::freshness::{LAG_HEADER, WATERMARK_HEADER, watermark_of};
 use crate::modes::Serve;
+use crate::observe::Answer;
 use crate::state::Proxy;
 use crate::stats::Skip;
 
@@ -119,9 +120,9 @@ pub struct Fetched {
     pub latency: Duration,
 }
 
-/// Sends `copy` to `to` and reads the answer up to `cap` bytes.
+/// Sends `copy` to `to` through `client` and reads the answer up to `cap` bytes.
 pub async fn fetch(
-    proxy: &Proxy,
+    client: &forward::Client,
     to: &Upstream,
     copy: &Copy,
     extra: &[(HeaderName, HeaderValue)],
@@ -143,7 +144,7 @@ pub async fn fetch(
             .insert(HeaderName::from_static(SHADOW_HEADER), v.clone());
     }
     let deadline = Instant::now() + timeout;
-    let (resp, latency) = forward::send(&proxy.client, req, timeout).await?;
+    let (resp, latency) = forward::send(client, req, timeout).await?;
     let (parts, body) = resp.into_parts();
     let body = tokio::time::timeout_at(deadline, forward::collect_capped(body, cap))
         .await
@@ -183,6 +184,28 @@ pub struct AnswerRef<'a> {
     pub headers: &'a HeaderMap,
     /// Body.
     pub body: &'a Bytes,
+}
+
+impl AnswerRef<'_> {
+    /// An owned copy (reference counts for the body).
+    pub fn owned(self) -> Answer {
+        Answer {
+            status: self.status,
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+        }
+    }
+}
+
+impl Answer {
+    /// Borrowed, for judging.
+    pub fn borrowed(&self) -> AnswerRef<'_> {
+        AnswerRef {
+            status: self.status,
+            headers: &self.headers,
+            body: &self.body,
+        }
+    }
 }
 
 /// Whether two answers are the same to a client as far as `rules` look: same status (not a
@@ -263,17 +286,21 @@ pub fn spawn(
     target: Target,
     permit: Permit,
 ) {
-    let id = proxy.next_shadow_id();
-    let name = proxy.settings.caps[cap].name.clone();
-    let span = tracing::info_span!("mirror", capability = %name, shadow_id = %id);
     let tracker = proxy.tasks.clone();
-    tracker.spawn(
+    let lane = proxy.lane.handle().clone();
+    // On the mirror lane, not the client's threads; the id and span are made there too.
+    tracker.spawn_on(
         async move {
+            let id = proxy.next_shadow_id();
+            let name = proxy.settings.caps[cap].name.clone();
+            let span = tracing::info_span!("mirror", capability = %name, shadow_id = %id);
             // Bounded by the mirror deadline, so shutdown can wait for it to finish.
-            run(&proxy, cap, &id, copy, served, target).await;
+            run(&proxy, cap, &id, copy, served, target)
+                .instrument(span)
+                .await;
             drop(permit);
-        }
-        .instrument(span),
+        },
+        &lane,
     );
 }
 
@@ -297,9 +324,10 @@ async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, ta
     } else {
         rewrites
     };
+    let client = &proxy.lane.client;
     let (other, served_body) = tokio::join!(
         fetch(
-            proxy,
+            client,
             upstream,
             &copy,
             mirrored_extra,
@@ -364,6 +392,8 @@ async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, ta
     }
     let first = judge(legacy, candidate, watermark_of(cand_headers), &c.rules);
     let mut verdict = first.verdict;
+    // A mismatch the re-ask confirmed is reported with the re-asked pair and its differences.
+    let mut reasked: Option<(Comparison, Answer, Answer)> = None;
     let differs = matches!(verdict, Verdict::Mismatch | Verdict::Stale { .. });
     let settle = Duration::from_millis(c.cfg.settle_ms);
     if differs
@@ -381,9 +411,9 @@ async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, ta
         };
         let left = deadline.saturating_duration_since(Instant::now());
         let (retry, legacy_again) = tokio::join!(
-            fetch(proxy, to, &copy, rewrites, shadow, left, cap_bytes),
+            fetch(client, to, &copy, rewrites, shadow, left, cap_bytes),
             fetch(
-                proxy,
+                client,
                 &proxy.settings.legacy,
                 &copy,
                 &[],
@@ -392,34 +422,24 @@ async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, ta
                 cap_bytes
             ),
         );
-        if let (
-            Ok(Fetched {
-                status,
-                headers,
-                body: Collected::Full(body),
-                ..
-            }),
-            Ok(Fetched {
-                status: legacy_status,
-                headers: legacy_headers,
-                body: Collected::Full(legacy_body),
-                ..
-            }),
-        ) = (retry, legacy_again)
+        if let (Ok(n), Ok(l)) = (retry, legacy_again)
+            && let (Collected::Full(nb), Collected::Full(lb)) = (n.body, l.body)
         {
-            proxy.fresh[cap].observe(&headers, Utc::now());
+            proxy.fresh[cap].observe(&n.headers, Utc::now());
+            let new_again = Answer {
+                status: n.status,
+                headers: n.headers,
+                body: nb,
+            };
+            let legacy_again = Answer {
+                status: l.status,
+                headers: l.headers,
+                body: lb,
+            };
             let second = judge(
-                AnswerRef {
-                    status: legacy_status,
-                    headers: &legacy_headers,
-                    body: &legacy_body,
-                },
-                AnswerRef {
-                    status,
-                    headers: &headers,
-                    body: &body,
-                },
-                watermark_of(&headers),
+                legacy_again.borrowed(),
+                new_again.borrowed(),
+                watermark_of(&new_again.headers),
                 &c.rules,
             );
             verdict = match second.verdict {
@@ -429,42 +449,52 @@ async fn run(proxy: &Proxy, cap: usize, id: &str, copy: Copy, served: Served, ta
                         .map(|w| w.to_string())
                         .unwrap_or_default(),
                 },
+                // Still different once the projection caught up: drift, and what differs is
+                // what the fresh pair shows. The first pair's differences were partly lag (a key
+                // not projected yet reads as fields "missing"), so they are not reported.
+                Verdict::Mismatch => {
+                    reasked = Some((second, legacy_again, new_again));
+                    Verdict::Mismatch
+                }
                 _ => Verdict::Mismatch,
             };
         }
     }
+    let (comparison, pair) = match reasked {
+        Some((second, l, n)) => (second, Some((l, n))),
+        None => (Comparison { verdict, ..first }, None),
+    };
+    let (legacy, candidate) = match &pair {
+        Some((l, n)) => (l.borrowed(), n.borrowed()),
+        None => (legacy, candidate),
+    };
     tracing::debug!(
-        verdict = verdict.as_str(),
-        differences = first.differences.len(),
+        verdict = comparison.verdict.as_str(),
+        differences = comparison.differences.len(),
+        reasked = pair.is_some(),
         "compared"
     );
-    stats.verdict(&verdict);
+    stats.verdict(&comparison.verdict);
     if proxy.observers.receiver_count() > 0 {
         // Only differences need the exchange (for exemplars); matches carry just their counts.
-        let differed = matches!(verdict, Verdict::Mismatch | Verdict::Stale { .. });
-        let comparison = strangler_diff::Comparison { verdict, ..first };
+        let differed = matches!(
+            comparison.verdict,
+            Verdict::Mismatch | Verdict::Stale { .. }
+        );
         let _ = proxy.observers.send(Arc::new(crate::observe::Observation {
             capability: c.name.clone(),
             request: format!("{} {}", copy.method, copy.path_and_query),
-            comparison,
             exchange: differed.then(|| {
                 Arc::new(crate::observe::Exchange {
                     method: copy.method.clone(),
                     path_and_query: copy.path_and_query.clone(),
                     request_headers: copy.headers.clone(),
                     request_body: copy.body.clone(),
-                    legacy: crate::observe::Answer {
-                        status: legacy.status,
-                        headers: legacy.headers.clone(),
-                        body: legacy.body.clone(),
-                    },
-                    candidate: crate::observe::Answer {
-                        status: candidate.status,
-                        headers: candidate.headers.clone(),
-                        body: candidate.body.clone(),
-                    },
+                    legacy: legacy.owned(),
+                    candidate: candidate.owned(),
                 })
             }),
+            comparison,
         }));
     }
 }

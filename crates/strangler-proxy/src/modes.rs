@@ -75,6 +75,13 @@ impl ModeTable {
             .clone()
     }
 
+    /// One capability's mode and whether every capability is killed, without taking a
+    /// reference to the snapshot (the request path's read: no reference count moves).
+    pub fn serving(&self, cap: usize) -> (CapMode, bool) {
+        let snap = self.current.read().unwrap_or_else(|e| e.into_inner());
+        (snap.caps[cap], snap.all_killed)
+    }
+
     /// Re-reads the modes when the store's change counter moved. Returns whether anything changed.
     pub async fn refresh(&self, store: &Store) -> strangler_store::Result<bool> {
         let version = store.cutover_version().await?;

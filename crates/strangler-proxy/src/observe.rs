@@ -24,10 +24,12 @@ pub struct Observation {
     pub capability: Arc<str>,
     /// Method and path of the request, for example `GET /orders/o-1`.
     pub request: String,
-    /// The comparison, with the final verdict (after a lag re-ask, if one happened).
+    /// The comparison, with the final verdict. After a lag re-ask that found the answers still
+    /// different, it is the re-asked pair's comparison (its differences are the drift; the first
+    /// pair's may be lag); after one that found them equal, the first pair's, marked `stale`.
     pub comparison: Comparison,
-    /// The request and both answers the comparison judged (the first pair, before any re-ask);
-    /// present for `mismatch` and `stale` verdicts, the ones that need exemplars.
+    /// The request and the two answers `comparison` judged; present for `mismatch` and `stale`
+    /// verdicts, the ones that need exemplars.
     pub exchange: Option<Arc<Exchange>>,
 }
 

@@ -32,6 +32,7 @@ pub struct Proxy {
     pub(crate) settings: Settings,
     pub(crate) routes: RouteTable,
     pub(crate) client: Client,
+    pub(crate) lane: crate::lane::Lane,
     pub(crate) modes: Arc<ModeTable>,
     pub(crate) stats: Vec<CapStats>,
     pub(crate) pools: Vec<Arc<MirrorPool>>,
@@ -105,8 +106,22 @@ impl Proxy {
         .map_err(|e| crate::Error::Tls {
             reason: e.to_string(),
         })?;
+        let lane = crate::lane::Lane::start(
+            &settings.proxy,
+            settings.tls_ca_pem.as_deref(),
+            settings.needs_tls(),
+        )
+        .map_err(|e| match e {
+            crate::lane::LaneError::Tls(e) => crate::Error::Tls {
+                reason: e.to_string(),
+            },
+            crate::lane::LaneError::Thread(e) => crate::Error::MirrorLane {
+                reason: e.to_string(),
+            },
+        })?;
         Ok(Arc::new(Proxy {
             client,
+            lane,
             modes: Arc::new(ModeTable::new(
                 settings.caps.iter().map(|c| c.cfg.name.clone()).collect(),
             )),
