@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, PurgeConfig};
 use strangler_core::config::KafkaConfig;
 use strangler_core::event::Position;
 
@@ -45,7 +45,11 @@ impl KafkaPublisher {
             // Enough batching to reach tens of thousands of records a second, little latency.
             .set("linger.ms", "5")
             .set("batch.num.messages", "10000")
-            .set("queue.buffering.max.messages", "200000");
+            .set("queue.buffering.max.messages", "200000")
+            // A record not acknowledged within 30 s fails its delivery report (librdkafka's
+            // default is 300 s), so a publisher notices a broker that is away, backs off and
+            // sends again, and does not hold a shutdown for minutes.
+            .set("message.timeout.ms", "30000");
         for (k, v) in &config.properties {
             cc.set(k, v);
         }
@@ -117,6 +121,13 @@ impl KafkaPublisher {
     /// Records handed to librdkafka and not yet reported.
     pub fn in_flight(&self) -> i32 {
         self.producer.in_flight_count()
+    }
+
+    /// Drops every record not yet acknowledged, queued or in flight: their delivery reports
+    /// fail at once. For a publisher that is giving up at shutdown; it may be delivered or not.
+    pub fn purge(&self) {
+        self.producer
+            .purge(PurgeConfig::default().queue().inflight());
     }
 
     /// Waits up to `timeout` for every enqueued record's delivery report.
