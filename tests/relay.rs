@@ -9,6 +9,7 @@
 
 mod bad_rows;
 mod fencing;
+mod outages;
 mod support;
 
 use std::time::{Duration, Instant};

@@ -30,6 +30,7 @@ impl Running {
             RelayOptions {
                 once: false,
                 standby_poll: Duration::from_millis(standby_poll_ms),
+                ..RelayOptions::default()
             },
         );
         let cancel = CancellationToken::new();

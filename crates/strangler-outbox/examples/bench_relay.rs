@@ -282,19 +282,68 @@ async fn main() {
         Cpu::now().since(cpu_before, n)
     );
 
+    // Variants of the relay, each on a freshly filled outbox: the default (reads split over two
+    // connections) and, with BENCH_SINGLE_READ=1, one read connection for comparison.
+    let mut variants = vec![("split reads", true)];
+    if std::env::var("BENCH_SINGLE_READ").is_ok_and(|v| v == "1") {
+        variants.push(("single read", false));
+    }
+    let mut relay_rates = Vec::new();
+    for (i, (name, split)) in variants.into_iter().enumerate() {
+        if i > 0 {
+            let started = Instant::now();
+            fill_outbox(&url, n).await;
+            println!(
+                "refilled the outbox in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        let rate = relay_once(&url, &bootstrap, cfg.clone(), split, n).await;
+        println!("relay ({name}) / bare: {:.2}", rate / bare_rate);
+        relay_rates.push((name, rate));
+    }
+
+    // The bare producer again, to bracket the relay runs against drift in the machine's load.
+    let again_topic = format!("bench.bare2.{}", std::process::id());
+    create_topic(&bootstrap, &again_topic).await;
+    let cpu_before = Cpu::now();
+    let bare_again = bare(
+        &bootstrap,
+        &again_topic,
+        n,
+        cfg.batch_size as usize,
+        cfg.max_in_flight as usize,
+    )
+    .await;
+    println!(
+        "bare producer again: {bare_again:.0} events/s; {}",
+        Cpu::now().since(cpu_before, n)
+    );
+    let bare_mean = (bare_rate + bare_again) / 2.0;
+    for (name, rate) in relay_rates {
+        println!(
+            "relay ({name}) / mean of both bare runs: {:.2}",
+            rate / bare_mean
+        );
+    }
+}
+
+/// One relay run to the end of the outbox; prints its rate, CPU and RSS, returns events/s.
+async fn relay_once(url: &str, bootstrap: &str, cfg: OutboxConfig, split: bool, n: usize) -> f64 {
     let sink = Sink::Kafka(
         KafkaPublisher::new(&KafkaConfig {
-            brokers: bootstrap.clone(),
+            brokers: bootstrap.to_string(),
             properties: BTreeMap::new(),
         })
         .expect("producer"),
     );
     let relay = Relay::new(
-        url.clone(),
+        url.to_string(),
         cfg,
         sink,
         RelayOptions {
             once: true,
+            pg_split_reads: split,
             ..RelayOptions::default()
         },
     );
@@ -324,11 +373,10 @@ async fn main() {
             .unwrap_or(0.0)
     };
     println!(
-        "relay: {} events in {secs:.1}s = {relay_rate:.0} events/s",
+        "relay (split reads: {split}): {} events in {secs:.1}s = {relay_rate:.0} events/s",
         report.published
     );
     println!("relay {}", Cpu::now().since(cpu_before, n));
-    println!("relay / bare: {:.2}", relay_rate / bare_rate);
     println!(
         "relay RSS (MB) at 0/25/50/75/100% of the run: {:.0} / {:.0} / {:.0} / {:.0} / {:.0}; max {:.0}",
         q(0.0),
@@ -338,4 +386,5 @@ async fn main() {
         q(1.0),
         samples.iter().copied().fold(0.0, f64::max)
     );
+    relay_rate
 }

@@ -38,6 +38,16 @@ pub enum Error {
     /// The read connection's task ended without handing the connection back.
     #[error("the outbox read task was cancelled; reconnecting")]
     ReaderLost,
+    /// Shutting down, the relay ran out of drain time with batches still unconfirmed.
+    #[error(
+        "gave up draining after {after_ms} ms with {rows} rows unconfirmed by the bus or the database; they stay in the outbox and are published again when a relay next runs"
+    )]
+    DrainTimedOut {
+        /// Rows handed to the bus and not completed in the outbox.
+        rows: usize,
+        /// The drain time allowed.
+        after_ms: u64,
+    },
     /// The Kafka producer hit a fatal error and cannot keep its ordering guarantee.
     #[error("the Kafka producer failed fatally: {0}; restart the relay")]
     ProducerFatal(String),
@@ -48,7 +58,10 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         !matches!(
             self,
-            Error::UnsupportedUrl(_) | Error::BadRow { .. } | Error::ProducerFatal(_)
+            Error::UnsupportedUrl(_)
+                | Error::BadRow { .. }
+                | Error::ProducerFatal(_)
+                | Error::DrainTimedOut { .. }
         )
     }
 }

@@ -2,6 +2,7 @@
 //! once acknowledged; back off while the broker or the database is away; drain on shutdown.
 
 use std::collections::VecDeque;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use strangler_bus::OutgoingRecord;
@@ -9,9 +10,10 @@ use strangler_core::config::{BadRowPolicy, OutboxConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
+use crate::row::to_record_from;
 use crate::sink::Pending;
-use crate::source::Cursor;
-use crate::{BadRow, Error, Result, RowOutcome, Sink, Source, metrics, to_record};
+use crate::source::{Cursor, Round, Tuning};
+use crate::{BadRow, Error, Result, RowOutcome, Sink, Source, SourceKind, metrics};
 
 /// How a relay runs.
 #[derive(Debug, Clone)]
@@ -20,6 +22,26 @@ pub struct RelayOptions {
     pub once: bool,
     /// How often a standby tries to take the lease.
     pub standby_poll: Duration,
+    /// After cancellation, how long the relay may wait for acknowledgements from the bus and
+    /// completions in the database before it gives up on the batches in flight: they stay in
+    /// the outbox, unpublished as far as it knows, and whoever relays next publishes them again.
+    /// Keep it below the process's shutdown grace.
+    pub drain_timeout: Duration,
+    /// SQLite: how long a statement waits for the write lock before it fails (and the relay
+    /// resumes on new connections, its cursor and batches in flight kept while the lease is
+    /// still its own).
+    pub sqlite_busy_timeout: Duration,
+    /// PostgreSQL: fetch each large batch's rows in two halves on two connections at once, so
+    /// two server processes prepare them (a third connection to the legacy database).
+    pub pg_split_reads: bool,
+}
+
+impl RelayOptions {
+    /// The drain time for a process with shutdown grace `grace`: four fifths of it, leaving the
+    /// rest to close connections and flush the producer.
+    pub fn drain_within(grace: Duration) -> Duration {
+        grace.mul_f64(0.8)
+    }
 }
 
 impl Default for RelayOptions {
@@ -27,6 +49,11 @@ impl Default for RelayOptions {
         RelayOptions {
             once: false,
             standby_poll: Duration::from_millis(500),
+            // Below the default shutdown grace (`telemetry.shutdown_grace_ms`, 10 s), leaving
+            // time to close connections and flush.
+            drain_timeout: Duration::from_secs(8),
+            sqlite_busy_timeout: Tuning::default().sqlite_busy,
+            pg_split_reads: Tuning::default().pg_split_reads,
         }
     }
 }
@@ -40,6 +67,9 @@ pub struct RelayReport {
     pub dead_lettered: u64,
     /// Rows whose delivery failed and were read again (each may be published twice).
     pub retried: u64,
+    /// Times a failed statement was survived on new connections with the cursor and the
+    /// batches in flight kept (SQLite; nothing read again).
+    pub resumed: u64,
 }
 
 /// Relays one outbox to one bus.
@@ -56,6 +86,8 @@ struct Read {
     rows: Vec<crate::OutboxRow>,
     cursor_after: Cursor,
     at: Instant,
+    /// The payload column's type guarantees JSON.
+    payload_is_json: bool,
 }
 
 /// A batch handed to the bus and not yet completed in the outbox.
@@ -71,6 +103,37 @@ struct InFlight {
 impl InFlight {
     fn rows(&self) -> usize {
         self.done.len() + self.bad.len()
+    }
+}
+
+/// When a draining relay gives up: `drain_timeout` after cancellation, fixed at first use.
+struct DrainClock<'a> {
+    cancel: &'a CancellationToken,
+    timeout: Duration,
+    deadline: OnceLock<Instant>,
+}
+
+impl DrainClock<'_> {
+    /// Runs `f` to its end, unless the relay is cancelled and the drain time runs out first
+    /// (`None`; `f` is dropped mid-way).
+    async fn bound<F: Future>(&self, f: F) -> Option<F::Output> {
+        let mut f = std::pin::pin!(f);
+        if !self.cancel.is_cancelled() {
+            tokio::select! {
+                biased;
+                out = &mut f => return Some(out),
+                _ = self.cancel.cancelled() => {}
+            }
+        }
+        let deadline = *self.deadline.get_or_init(|| Instant::now() + self.timeout);
+        tokio::time::timeout_at(deadline.into(), f).await.ok()
+    }
+
+    fn out_of_time(&self, unconfirmed: usize) -> Error {
+        Error::DrainTimedOut {
+            rows: unconfirmed,
+            after_ms: self.timeout.as_millis() as u64,
+        }
     }
 }
 
@@ -109,7 +172,10 @@ impl Relay {
             // drops packets) is abandoned on cancellation.
             let connected = tokio::select! {
                 _ = cancel.cancelled() => return Ok(report),
-                c = Source::connect(&self.url, &self.cfg) => c,
+                c = Source::connect_tuned(&self.url, &self.cfg, Tuning {
+                    sqlite_busy: self.opts.sqlite_busy_timeout,
+                    pg_split_reads: self.opts.pg_split_reads,
+                }) => c,
             };
             let mut src = match connected {
                 Ok(s) => s,
@@ -133,7 +199,11 @@ impl Relay {
                 Ok(false) => Ok(()),
                 Err(e) => Err(e),
             };
-            src.close().await;
+            match &res {
+                // Its connections may be stuck in the statements it gave up on.
+                Err(Error::DrainTimedOut { .. }) => drop(src),
+                _ => src.close().await,
+            }
             match res {
                 Ok(()) => return Ok(report),
                 Err(e) if e.is_retryable() => {
@@ -175,6 +245,7 @@ impl Relay {
     fn classify(
         &self,
         rows: Vec<crate::OutboxRow>,
+        payload_is_json: bool,
     ) -> (Vec<OutgoingRecord>, Vec<Cursor>, Vec<BadRow>, Option<Error>) {
         let mut records = Vec::with_capacity(rows.len());
         let mut done = Vec::with_capacity(rows.len());
@@ -184,7 +255,7 @@ impl Relay {
                 self.contracts.as_deref(),
                 &self.cfg.table,
                 &row,
-                to_record(&row, &self.cfg),
+                to_record_from(&row, &self.cfg, payload_is_json),
             );
             match outcome {
                 RowOutcome::Publish(rec) => {
@@ -216,7 +287,7 @@ impl Relay {
     /// the error to stop with when a bad row met `bad_rows = "stop"`.
     async fn publish(&self, read: Read) -> (InFlight, Option<Error>) {
         let oldest_ms = read.rows.iter().filter_map(|r| r.timestamp_ms).min();
-        let (records, done, bad, stop) = self.classify(read.rows);
+        let (records, done, bad, stop) = self.classify(read.rows, read.payload_is_json);
         let batch = InFlight {
             cursor_after: read.cursor_after,
             pending: self.sink.start(records).await,
@@ -230,7 +301,8 @@ impl Relay {
 
     /// The leader's pipeline. Each round, at once: the lease connection completes the oldest batch
     /// the bus acknowledged, the read connection reads the next batch, and the rows read the
-    /// round before are classified and handed to the bus.
+    /// round before are classified and handed to the bus. After cancellation every wait is
+    /// bounded by `drain_timeout`.
     async fn lead(
         &self,
         src: &mut Source,
@@ -239,6 +311,11 @@ impl Relay {
         backoff: &mut Backoff,
     ) -> Result<()> {
         let max_in_flight = self.cfg.max_in_flight.max(1) as usize;
+        let clock = DrainClock {
+            cancel,
+            timeout: self.opts.drain_timeout,
+            deadline: OnceLock::new(),
+        };
         let mut queue: VecDeque<InFlight> = VecDeque::new();
         let mut in_flight_rows = 0usize;
         // Read, not yet handed to the bus.
@@ -248,6 +325,15 @@ impl Relay {
         let mut last_renew = Instant::now();
         let renew_every = Duration::from_millis(self.cfg.lease_ttl_ms / 3);
         let mut idle = false;
+        // Gives up the batches in flight when the drain runs out of time: librdkafka forgets
+        // them (so the producer's final flush does not wait for them either), and their rows
+        // stay in the outbox.
+        let out_of_time = |unconfirmed: usize| {
+            self.sink.abandon();
+            let e = clock.out_of_time(unconfirmed);
+            tracing::warn!(rows = unconfirmed, error = %e, "giving up the drain");
+            e
+        };
         loop {
             let draining = cancel.is_cancelled() || stop.is_some();
             if draining {
@@ -271,24 +357,39 @@ impl Relay {
             };
             let mut acked = None;
             if let Some(batch) = front {
-                in_flight_rows -= batch.rows();
+                let rows = batch.rows();
                 let InFlight {
                     done,
                     bad,
                     cursor_after,
                     pending,
                     read_at,
-                    ..
+                    oldest_ms,
                 } = batch;
-                match pending.wait().await {
-                    Ok(_) => acked = Some((done, bad, cursor_after, read_at)),
+                let Some(delivered) = clock.bound(pending.wait()).await else {
+                    return Err(out_of_time(in_flight_rows));
+                };
+                in_flight_rows -= rows;
+                match delivered {
+                    Ok(_) => {
+                        acked = Some(InFlight {
+                            done,
+                            bad,
+                            cursor_after,
+                            pending: Pending::Done(Ok(Vec::new())),
+                            read_at,
+                            oldest_ms,
+                        })
+                    }
                     Err(e) => {
                         // Everything after the failed batch is read again, in order, so that no
                         // aggregate's later event is completed before an earlier one is delivered.
                         let mut failed = done.len();
                         for other in queue.drain(..) {
                             failed += other.done.len();
-                            let _ = other.pending.wait().await;
+                            if clock.bound(other.pending.wait()).await.is_none() {
+                                return Err(out_of_time(in_flight_rows));
+                            }
                         }
                         ahead = None;
                         in_flight_rows = 0;
@@ -322,14 +423,34 @@ impl Relay {
                         return Ok(());
                     }
                     if last_renew.elapsed() >= renew_every {
-                        src.renew_lease().await?;
+                        match clock.bound(src.renew_lease()).await {
+                            Some(Ok(())) => {}
+                            Some(Err(e)) => {
+                                self.resume(src, &clock, backoff, report, e).await?;
+                                continue;
+                            }
+                            None => return Err(out_of_time(0)),
+                        }
                         last_renew = Instant::now();
                     }
                     sleep_or_cancel(Duration::from_millis(self.cfg.poll_interval_ms), cancel).await;
                 }
             }
             if ahead.is_some() {
-                src.guard_lease().await?;
+                match clock.bound(src.guard_lease()).await {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => {
+                        // The rows read ahead stay ahead; they are published once the lease is
+                        // proven ours again.
+                        if let Some(a) = acked.take() {
+                            in_flight_rows += a.rows();
+                            queue.push_front(a);
+                        }
+                        self.resume(src, &clock, backoff, report, e).await?;
+                        continue;
+                    }
+                    None => return Err(out_of_time(in_flight_rows)),
+                }
             }
             // The batch being handed over now counts against the room for the next read.
             let read_next = has_room(in_flight_rows, queue.len() + usize::from(ahead.is_some()));
@@ -338,19 +459,16 @@ impl Relay {
                 .batch_size
                 .min(max_in_flight.saturating_sub(in_flight_rows + ahead_rows) as u32)
                 .max(1);
+            let cursor_before = src.cursor();
             // The legacy connection: complete the acknowledged batch, then read the next one.
             let db = async {
                 let (done, bad) = acked
                     .as_ref()
-                    .map_or((&[][..], &[][..]), |a| (&a.0[..], &a.1[..]));
-                let rows = src
+                    .map_or((&[][..], &[][..]), |a| (&a.done[..], &a.bad[..]));
+                let round = src
                     .complete_and_read(done, bad, read_next.then_some(limit))
-                    .await?;
-                Ok::<_, Error>(rows.map(|rows| Read {
-                    rows,
-                    cursor_after: src.cursor(),
-                    at: Instant::now(),
-                }))
+                    .await;
+                (round, src.cursor(), Instant::now())
             };
             // Meanwhile: the rows read last round go to the bus.
             let bus = async {
@@ -359,7 +477,11 @@ impl Relay {
                     None => None,
                 }
             };
-            let (read, published) = tokio::join!(db, bus);
+            let Some(((round, cursor_after, at), published)) =
+                clock.bound(async { tokio::join!(db, bus) }).await
+            else {
+                return Err(out_of_time(in_flight_rows));
+            };
             if let Some((batch, stop_now)) = published {
                 in_flight_rows += batch.rows();
                 queue.push_back(batch);
@@ -367,28 +489,83 @@ impl Relay {
                     stop = stop_now;
                 }
             }
-            let read = read?;
-            if let Some((done, bad, cursor_after, read_at)) = acked {
-                committed = cursor_after;
-                metrics::rows_published(done.len());
-                metrics::rows_dead_lettered(bad.len());
-                metrics::batch_latency(read_at.elapsed());
-                report.published += done.len() as u64;
-                report.dead_lettered += bad.len() as u64;
+            let Round { completed, read } = round;
+            if let Err(e) = completed {
+                // The acknowledged batch is still to be completed, and rows read beside the
+                // failed completion are read again.
+                if let Some(a) = acked.take() {
+                    in_flight_rows += a.rows();
+                    queue.push_front(a);
+                }
+                if read.as_ref().is_ok_and(Option::is_some) {
+                    src.rewind(cursor_before);
+                }
+                self.resume(src, &clock, backoff, report, e).await?;
+                continue;
+            }
+            if let Some(a) = acked {
+                committed = a.cursor_after;
+                metrics::rows_published(a.done.len());
+                metrics::rows_dead_lettered(a.bad.len());
+                metrics::batch_latency(a.read_at.elapsed());
+                report.published += a.done.len() as u64;
+                report.dead_lettered += a.bad.len() as u64;
                 last_renew = Instant::now();
                 backoff.reset();
             }
             match read {
-                Some(r) if r.rows.is_empty() => idle = true,
-                Some(r) => {
+                Err(e) => self.resume(src, &clock, backoff, report, e).await?,
+                Ok(Some(rows)) if rows.is_empty() => idle = true,
+                Ok(Some(rows)) => {
                     idle = false;
-                    metrics::rows_read(r.rows.len());
+                    metrics::rows_read(rows.len());
                     // After a bad row with `bad_rows = "stop"` nothing more is published.
                     if stop.is_none() {
-                        ahead = Some(r);
+                        ahead = Some(Read {
+                            rows,
+                            cursor_after,
+                            at,
+                            payload_is_json: src.payload_is_json(),
+                        });
                     }
                 }
-                None => {}
+                Ok(None) => {}
+            }
+        }
+    }
+
+    /// After a failed statement: resumes on new connections with the cursor and the batches in
+    /// flight kept, when the source can prove the outbox stayed ours (SQLite), retrying with
+    /// backoff while the database stays unavailable. Otherwise returns the error, and the relay
+    /// starts afresh from what it completed.
+    async fn resume(
+        &self,
+        src: &mut Source,
+        clock: &DrainClock<'_>,
+        backoff: &mut Backoff,
+        report: &mut RelayReport,
+        error: Error,
+    ) -> Result<()> {
+        if src.kind() != SourceKind::Sqlite || !matches!(error, Error::Sql(_)) {
+            return Err(error);
+        }
+        tracing::warn!(error = %error, "outbox statement failed; reconnecting with the cursor kept");
+        loop {
+            if sleep_or_cancel(backoff.next_delay(), clock.cancel).await {
+                return Err(error);
+            }
+            match clock.bound(src.resume()).await {
+                Some(Ok(true)) => {
+                    report.resumed += 1;
+                    tracing::info!("resumed on new connections; nothing is read again");
+                    return Ok(());
+                }
+                Some(Ok(false)) => return Err(error),
+                Some(Err(e)) if e.is_retryable() && !matches!(e, Error::Fenced(_)) => {
+                    tracing::warn!(error = %e, "legacy database still unavailable, retrying");
+                }
+                Some(Err(e)) => return Err(e),
+                None => return Err(error),
             }
         }
     }

@@ -54,6 +54,17 @@ fn valid_topic(t: &str) -> bool {
 /// the template, key = aggregate id, value = payload (or strangler's full envelope), headers
 /// `id`, `type` and the header columns.
 pub fn to_record(row: &OutboxRow, cfg: &OutboxConfig) -> RowOutcome {
+    to_record_from(row, cfg, false)
+}
+
+/// [`to_record`], told whether the database already guarantees the payload is JSON (a `json`
+/// or `jsonb` column in PostgreSQL rejects anything else on insert): then it is published as
+/// read, without parsing it again.
+pub(crate) fn to_record_from(
+    row: &OutboxRow,
+    cfg: &OutboxConfig,
+    payload_is_json: bool,
+) -> RowOutcome {
     let Some(id_text) = row.id.as_deref().filter(|s| !s.is_empty()) else {
         return RowOutcome::Bad("missing event id".into());
     };
@@ -80,6 +91,9 @@ pub fn to_record(row: &OutboxRow, cfg: &OutboxConfig) -> RowOutcome {
     // only the envelope needs the parsed value.
     let payload = match (row.payload.as_deref(), cfg.value) {
         (None, _) => None,
+        (Some(text), OutboxValue::Payload) if payload_is_json => {
+            Some((text, serde_json::Value::Null))
+        }
         (Some(text), OutboxValue::Payload) => {
             match serde_json::from_str::<serde::de::IgnoredAny>(text) {
                 Ok(_) => Some((text, serde_json::Value::Null)),

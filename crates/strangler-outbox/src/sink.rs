@@ -58,6 +58,14 @@ impl Sink {
         }
     }
 
+    /// Gives up every record handed to the bus and not yet acknowledged (Kafka: purged from
+    /// librdkafka's queues, their reports fail). Their rows stay in the outbox.
+    pub(crate) fn abandon(&self) {
+        if let Sink::Kafka(k) = self {
+            k.purge();
+        }
+    }
+
     /// Waits for outstanding deliveries (Kafka) up to `timeout`.
     pub fn flush(&self, timeout: Duration) {
         if let Sink::Kafka(k) = self

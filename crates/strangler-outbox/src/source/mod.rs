@@ -6,6 +6,8 @@ mod postgres;
 pub(crate) mod sql;
 mod sqlite;
 
+use std::time::Duration;
+
 use strangler_core::config::OutboxConfig;
 
 use tracing::Instrument as _;
@@ -53,6 +55,38 @@ pub struct Source {
     /// Whether the last read ran beside a completion that succeeded, which proves the lock was
     /// still held after that read began.
     lease_proven: bool,
+    url: String,
+    cfg: OutboxConfig,
+    tuning: Tuning,
+}
+
+/// How long the relay's statements may wait on the legacy database.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tuning {
+    /// SQLite: how long a statement waits for the write lock before failing with "busy".
+    pub(crate) sqlite_busy: Duration,
+    /// PostgreSQL: fetch a large batch's rows in two halves on two connections at once.
+    pub(crate) pg_split_reads: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            // SQLite's busy handler is not a queue: under many writers on a loaded machine the
+            // relay can lose the write lock for seconds at a time. A busy error resumes on new
+            // connections with the cursor kept (see `Source::resume`), so this only sets how
+            // often that happens.
+            sqlite_busy: Duration::from_secs(60),
+            pg_split_reads: true,
+        }
+    }
+}
+
+/// What one round on the legacy database did: the completion's outcome and the read's, apart,
+/// so that a failed read does not hide a completion that committed (or the other way round).
+pub(crate) struct Round {
+    pub(crate) completed: Result<()>,
+    pub(crate) read: Result<Option<Vec<OutboxRow>>>,
 }
 
 /// The lease connection and the read connection (out only while a read task has it).
@@ -91,13 +125,18 @@ async fn both<R: Reader>(
     complete: impl Future<Output = Result<()>>,
     reader: &mut Option<R>,
     read: Option<u32>,
-) -> Result<Option<Vec<OutboxRow>>> {
+) -> Round {
     let Some(limit) = read else {
-        complete.await?;
-        return Ok(None);
+        return Round {
+            completed: complete.await,
+            read: Ok(None),
+        };
     };
     let Some(mut r) = reader.take() else {
-        return Err(Error::ReaderLost);
+        return Round {
+            completed: complete.await,
+            read: Err(Error::ReaderLost),
+        };
     };
     let task = tokio::spawn(
         async move {
@@ -110,19 +149,34 @@ async fn both<R: Reader>(
     let (r, rows) = match task.await {
         Ok(done) => done,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => return Err(Error::ReaderLost),
+        Err(_) => {
+            return Round {
+                completed,
+                read: Err(Error::ReaderLost),
+            };
+        }
     };
     *reader = Some(r);
-    completed?;
-    rows.map(Some)
+    Round {
+        completed,
+        read: rows.map(Some),
+    }
 }
 
 impl Source {
     /// Connects to the outbox at `url`.
     pub async fn connect(url: &str, cfg: &OutboxConfig) -> Result<Source> {
+        Source::connect_tuned(url, cfg, Tuning::default()).await
+    }
+
+    pub(crate) async fn connect_tuned(
+        url: &str,
+        cfg: &OutboxConfig,
+        tuning: Tuning,
+    ) -> Result<Source> {
         let inner = match SourceKind::from_url(url)? {
             SourceKind::Postgres => {
-                let (l, r) = postgres::connect_pair(url, cfg).await?;
+                let (l, r) = postgres::connect_pair(url, cfg, tuning.pg_split_reads).await?;
                 Inner::Postgres(l, Some(r))
             }
             SourceKind::Mysql => {
@@ -130,14 +184,50 @@ impl Source {
                 Inner::Mysql(l, Some(r))
             }
             SourceKind::Sqlite => {
-                let (l, r) = sqlite::connect_pair(url, cfg).await?;
+                let (l, r) = sqlite::connect_pair(url, cfg, tuning.sqlite_busy, None).await?;
                 Inner::Sqlite(l, Some(r))
             }
         };
         Ok(Source {
             inner,
             lease_proven: false,
+            url: url.to_string(),
+            cfg: cfg.clone(),
+            tuning,
         })
+    }
+
+    /// After a failed statement, opens new connections and carries on where this relay was —
+    /// cursor, and the batches it has in flight — if it can prove the outbox stayed its own in
+    /// between, so nothing it handed to the bus is read and published again. SQLite only: its
+    /// lease is a row that names this relay, and a lease row still naming it (expired or not)
+    /// proves no other relay took the outbox meanwhile. PostgreSQL and MySQL/MariaDB hold their
+    /// lock on a session, which a new connection cannot inherit: `Ok(false)`, start afresh.
+    /// [`Error::Fenced`] when another relay took the lease.
+    pub(crate) async fn resume(&mut self) -> Result<bool> {
+        let Inner::Sqlite(l, Some(r)) = &self.inner else {
+            return Ok(false);
+        };
+        let (holder, cursor) = (l.holder().to_string(), r.cursor);
+        let (mut lease, mut reader) =
+            sqlite::connect_pair(&self.url, &self.cfg, self.tuning.sqlite_busy, Some(holder))
+                .await?;
+        lease.reclaim().await?;
+        reader.cursor = cursor;
+        let old = std::mem::replace(&mut self.inner, Inner::Sqlite(lease, Some(reader)));
+        self.lease_proven = false;
+        // The old connections may be stuck behind the lock that failed them: let them go
+        // without waiting.
+        drop(old);
+        Ok(true)
+    }
+
+    /// Whether the payload column's type makes the database reject anything but JSON.
+    pub fn payload_is_json(&self) -> bool {
+        match &self.inner {
+            Inner::Postgres(l, _) => l.payload_is_json,
+            _ => false,
+        }
     }
 
     /// The database kind.
@@ -182,9 +272,9 @@ impl Source {
 
     /// Reads up to `limit` rows after the cursor, in commit order, and moves the cursor past them.
     pub async fn read_batch(&mut self, limit: u32) -> Result<Vec<OutboxRow>> {
-        self.complete_and_read(&[], &[], Some(limit))
-            .await
-            .map(Option::unwrap_or_default)
+        let round = self.complete_and_read(&[], &[], Some(limit)).await;
+        round.completed?;
+        round.read.map(Option::unwrap_or_default)
     }
 
     /// The read cursor.
@@ -219,13 +309,14 @@ impl Source {
     /// connection: inserts the dead letters, then deletes or marks the published rows `done` and
     /// the bad rows) and, with `read = Some(limit)`, reads the next one. A relay that lost its
     /// lease cannot complete rows: the completion needs the lease connection (and, on SQLite,
-    /// renews the lease in its transaction). The read is returned only if both succeeded.
-    pub async fn complete_and_read(
+    /// renews the lease in its transaction). Each outcome is returned on its own; the caller
+    /// publishes the rows read only if the completion succeeded too.
+    pub(crate) async fn complete_and_read(
         &mut self,
         done: &[Cursor],
         bad: &[BadRow],
         read: Option<u32>,
-    ) -> Result<Option<Vec<OutboxRow>>> {
+    ) -> Round {
         let bad_cursors = bad.iter().map(|b| Cursor {
             tx: b.row.tx,
             seq: b.row.seq,
@@ -265,9 +356,9 @@ impl Source {
                 };
                 both(complete, r, read).await
             }
-        }?;
-        self.lease_proven = range.is_some();
-        Ok(read)
+        };
+        self.lease_proven = range.is_some() && read.completed.is_ok();
+        read
     }
 
     /// Closes both connections, releasing the lease.

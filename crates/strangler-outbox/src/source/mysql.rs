@@ -16,9 +16,15 @@ use super::{Cursor, connect_error, decode_row, finish_batch};
 use crate::{BadRow, Error, OutboxRow, Result};
 
 async fn connect(url: &str) -> Result<MySqlConnection> {
-    MySqlConnection::connect(url)
+    let mut conn = MySqlConnection::connect(url)
         .await
-        .map_err(connect_error(url))
+        .map_err(connect_error(url))?;
+    // A completion waiting on a row lock gives up after 10 s instead of InnoDB's 50 s default,
+    // so a relay draining at shutdown is not held past its grace by someone else's lock.
+    sqlx::query("SET SESSION innodb_lock_wait_timeout = 10")
+        .execute(&mut conn)
+        .await?;
+    Ok(conn)
 }
 
 /// The connection that holds `GET_LOCK` and completes rows.

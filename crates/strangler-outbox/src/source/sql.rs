@@ -86,6 +86,22 @@ pub(crate) fn read_query(d: Dialect, cfg: &OutboxConfig) -> String {
         Dialect::Mysql => include_str!("sql/mysql_read.sql"),
         Dialect::Sqlite => include_str!("sql/sqlite_read.sql"),
     };
+    render(template, d, cfg)
+}
+
+/// PostgreSQL's split read: the keys of the next batch, then the rows of a key range.
+pub(crate) fn pg_split_read_queries(cfg: &OutboxConfig) -> (String, String) {
+    (
+        render(include_str!("sql/pg_read_keys.sql"), Dialect::Postgres, cfg),
+        render(
+            include_str!("sql/pg_read_range.sql"),
+            Dialect::Postgres,
+            cfg,
+        ),
+    )
+}
+
+fn render(template: &str, d: Dialect, cfg: &OutboxConfig) -> String {
     let published = quote(d, &cfg.columns.published_at);
     let mark = cfg.retention == OutboxRetention::Mark;
     template

@@ -34,29 +34,32 @@ pub(crate) struct LiteReader {
     pub(crate) cursor: Cursor,
 }
 
-async fn connect(url: &str) -> Result<SqliteConnection> {
+async fn connect(url: &str, busy: Duration) -> Result<SqliteConnection> {
     let opts = SqliteConnectOptions::from_str(url)
         .map_err(connect_error(url))?
-        // SQLite's busy handler is not a queue: under many writers on a loaded machine the relay
-        // can lose the write lock for seconds at a time. Giving up sooner only reconnects, reads
-        // from the top and publishes again what was already sent (duplicates), so wait longer.
-        .busy_timeout(Duration::from_secs(60));
+        .busy_timeout(busy);
     SqliteConnection::connect_with(&opts)
         .await
         .map_err(connect_error(url))
 }
 
-pub(crate) async fn connect_pair(url: &str, cfg: &OutboxConfig) -> Result<(LiteLease, LiteReader)> {
+/// The two connections; `holder` names the relay in the lease row (a new name unless resuming).
+pub(crate) async fn connect_pair(
+    url: &str,
+    cfg: &OutboxConfig,
+    busy: Duration,
+    holder: Option<String>,
+) -> Result<(LiteLease, LiteReader)> {
     let lease = LiteLease {
-        conn: connect(url).await?,
+        conn: connect(url, busy).await?,
         cfg: cfg.clone(),
         complete_sql: sql::complete_query(Dialect::Sqlite, cfg, 0),
         dead_letter_sql: sql::dead_letter_query(Dialect::Sqlite, cfg),
-        holder: holder_id(),
+        holder: holder.unwrap_or_else(holder_id),
         renewed_at: None,
     };
     let reader = LiteReader {
-        conn: connect(url).await?,
+        conn: connect(url, busy).await?,
         read_sql: sql::read_query(Dialect::Sqlite, cfg),
         headers: sql::header_columns(cfg),
         cursor: Cursor::default(),
@@ -65,6 +68,32 @@ pub(crate) async fn connect_pair(url: &str, cfg: &OutboxConfig) -> Result<(LiteL
 }
 
 impl LiteLease {
+    pub(crate) fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// Renews the lease only if the lease row still names this relay, expired or not: then no
+    /// other relay took the outbox since this one last held it. [`Error::Fenced`] otherwise.
+    pub(crate) async fn reclaim(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let ttl = i64::try_from(self.cfg.lease_ttl_ms).unwrap_or(i64::MAX / 2);
+        let done = sqlx::query(
+            "UPDATE strangler_outbox_lease SET expires_at_ms = ?1 \
+             WHERE outbox_table = ?2 AND holder = ?3",
+        )
+        .bind(now_ms() + ttl)
+        .bind(&self.cfg.table)
+        .bind(&self.holder)
+        .execute(&mut self.conn)
+        .await?;
+        if done.rows_affected() == 1 {
+            self.renewed_at = Some(started);
+            Ok(())
+        } else {
+            Err(fenced())
+        }
+    }
+
     pub(crate) async fn try_lease(&mut self) -> Result<bool> {
         let started = Instant::now();
         let got = lease_query(&mut self.conn, &self.cfg, &self.holder).await?;
@@ -121,7 +150,13 @@ impl LiteReader {
         for r in &rows {
             let seq: i64 = r.try_get(0)?;
             out.push(decode_row!(r, 1, 0, seq, self.headers));
-            self.cursor = Cursor { tx: 0, seq };
+        }
+        // Only past rows handed back: a resumed relay keeps this cursor.
+        if let Some(last) = out.last() {
+            self.cursor = Cursor {
+                tx: 0,
+                seq: last.seq,
+            };
         }
         Ok(out)
     }
