@@ -66,6 +66,7 @@ pub async fn run(global: &GlobalArgs, args: &RelayArgs) -> anyhow::Result<ExitCo
         sink.clone(),
         RelayOptions {
             once: args.once,
+            drain_timeout: RelayOptions::drain_within(shutdown.grace),
             ..RelayOptions::default()
         },
     );
