@@ -5,15 +5,26 @@
 # Legacy and new are nginx serving a static 2 KB JSON document (worker_processes 2).
 # Throughput: wrk, 2 threads, 32 connections, $DURATION s. Latency at a fixed rate: the
 # open-loop generator crates/strangler-proxy/examples/fixed_rate.rs (oha is used instead when
-# installed). Results go to stdout as a markdown table; copy them into docs/BENCHMARKS.md.
+# installed; both keep at most $FIXED_CONNECTIONS connections). Then pass-through and shadow
+# again at the fixed rate, alternating for $ROUNDS
+# rounds, so their p99s are compared under the same background load; and the early-answer
+# wrapper's cost (crates/strangler-proxy/examples/early_answer_cost.rs, against legacy).
+# Results go to stdout as markdown tables; copy them into docs/BENCHMARKS.md.
 #
-# Usage: deploy/bench-proxy.sh            (DURATION=10 RATE=2000 FIXED_SECONDS=10 to change)
+# Usage: deploy/bench-proxy.sh   (DURATION=10 RATE=5000 FIXED_SECONDS=10 ROUNDS=3 to change;
+#                                 EARLY_ANSWER=0 skips the wrapper's cost; PROXY_BIN=example
+#                                 runs crates/strangler-proxy/examples/proxy_server.rs, the proxy
+#                                 without the CLI's mismatch store, metrics and admin services)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10}
-RATE=${RATE:-2000}
+RATE=${RATE:-5000}
 FIXED_SECONDS=${FIXED_SECONDS:-10}
+ROUNDS=${ROUNDS:-3}
+FIXED_CONNECTIONS=${FIXED_CONNECTIONS:-50}
+EARLY_ANSWER=${EARLY_ANSWER:-1}
+PROXY_BIN=${PROXY_BIN:-cli}
 CONNECTIONS=32
 
 need() { command -v "$1" >/dev/null 2>&1; }
@@ -22,11 +33,15 @@ if ! need nginx || ! need wrk; then
 fi
 
 if [ -z "${SKIP_BUILD:-}" ]; then
-    cargo build --release -q -p strangler-cli
-    cargo build --release -q -p strangler-proxy --example fixed_rate
+    [ "$PROXY_BIN" = cli ] && cargo build --release -q -p strangler-cli
+    cargo build --release -q -p strangler-proxy --example fixed_rate --example early_answer_cost \
+        --example proxy_server
 fi
 STRANGLER=target/release/strangler
 FIXED=target/release/examples/fixed_rate
+EARLY=target/release/examples/early_answer_cost
+SERVER=target/release/examples/proxy_server
+echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)" >&2
 
 DIR=$(mktemp -d /tmp/strangler-bench.XXXXXX)
 chmod 755 "$DIR"
@@ -106,11 +121,16 @@ name = "orders"
 routes = ["GET /orders/{id}"]
 mirror_max_in_flight = 256
 TOML
-    "$STRANGLER" -c "$DIR/$kind.toml" migrate >/dev/null
-    if [ "$kind" = shadow ]; then
-        "$STRANGLER" -c "$DIR/$kind.toml" cutover set orders shadow --reason bench --actor bench >/dev/null
+    mode=$([ "$kind" = pass ] && echo legacy || echo shadow)
+    if [ "$PROXY_BIN" = cli ]; then
+        "$STRANGLER" -c "$DIR/$kind.toml" migrate >/dev/null
+        if [ "$kind" = shadow ]; then
+            "$STRANGLER" -c "$DIR/$kind.toml" cutover set orders shadow --reason bench --actor bench >/dev/null
+        fi
+        "$STRANGLER" -c "$DIR/$kind.toml" proxy >"$DIR/$kind.log" 2>&1 &
+    else
+        "$SERVER" "$DIR/$kind.toml" "$mode" >"$DIR/$kind.log" 2>&1 &
     fi
-    "$STRANGLER" -c "$DIR/$kind.toml" proxy >"$DIR/$kind.log" 2>&1 &
     PIDS+=($!)
 done
 
@@ -136,10 +156,10 @@ declare -A RPS P99 FIX
 
 fixed_rate() {
     if need oha; then
-        oha -q "$RATE" -z "${FIXED_SECONDS}s" --no-tui --json "$1" |
+        oha -q "$RATE" -c "$FIXED_CONNECTIONS" --latency-correction -z "${FIXED_SECONDS}s" --no-tui --json "$1" |
             python3 -c 'import json,sys; d=json.load(sys.stdin)["latencyPercentiles"]; print(f"p50_us={int(d["p50"]*1e6)} p99_us={int(d["p99"]*1e6)}")'
     else
-        "$FIXED" "$1" "$RATE" "$FIXED_SECONDS"
+        "$FIXED" "$1" "$RATE" "$FIXED_SECONDS" "$FIXED_CONNECTIONS"
     fi
 }
 
@@ -154,13 +174,31 @@ for k in a b c d e; do
 done
 
 sleep 2
-"$STRANGLER" -c "$DIR/shadow.toml" cutover show --json >"$DIR/shadow-verdicts.json"
-python3 - "$DIR/shadow-verdicts.json" <<'PY' >&2
-import json, sys
-v = json.load(open(sys.argv[1]))[0]["totals"]
-print(f"shadow verdicts flushed to the store: matches={v['matches']} mismatches={v['mismatches']} "
-      f"errors={v['errors']} skipped={v['skipped']}")
+python3 - "$DIR/shadow.db" <<'PY' >&2
+import sqlite3, sys
+m, mm, e, s = sqlite3.connect(sys.argv[1]).execute(
+    "SELECT sum(matches), sum(mismatches), sum(errors), sum(skipped) FROM strangler_verdict_counts"
+).fetchone()
+print(f"shadow verdicts flushed to the store: matches={m} mismatches={mm} errors={e} skipped={s}")
 PY
+
+# Pass-through and shadow at the fixed rate, alternating, so both see the same background load.
+declare -A ROUND_P99
+for r in $(seq "$ROUNDS"); do
+    for k in b c; do
+        f=$(fixed_rate "${URL[$k]}")
+        ROUND_P99[$k$r]=$(sed -n 's/.*p99_us=\([0-9]*\).*/\1/p' <<<"$f")
+        echo "round $r ($k) ${NAME[$k]} at $RATE/s: $f" >&2
+        sleep 1
+    done
+done
+
+if [ "$EARLY_ANSWER" = 1 ]; then
+    echo "early-answer wrapper's cost (GET and a 2 KB POST to legacy, alternating rounds):" >&2
+    "$EARLY" "${URL[a]}" 20000 6 8 >"$DIR/early-answer.txt"
+    cat "$DIR/early-answer.txt" >&2
+fi
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 echo
@@ -175,3 +213,14 @@ done
 echo
 echo "pass-through / nginx proxy_pass = $(ratio "${RPS[b]}" "${RPS[d]}")x (target >= 0.9)"
 echo "shadow / nginx mirror           = $(ratio "${RPS[c]}" "${RPS[e]}")x (target >= 2)"
+echo
+echo "| round | pass-through p99 at ${RATE}/s | shadow p99 | shadow - pass-through |"
+echo "|---|---:|---:|---:|"
+for r in $(seq "$ROUNDS"); do
+    b=${ROUND_P99[b$r]} c=${ROUND_P99[c$r]}
+    echo "| $r | ${b} µs | ${c} µs | $((c - b)) µs |"
+done
+if [ "$EARLY_ANSWER" = 1 ]; then
+    echo
+    grep medians "$DIR/early-answer.txt"
+fi

@@ -1,8 +1,12 @@
 //! Open-loop load at a fixed rate, for `deploy/bench-proxy.sh`: latency is measured from each
 //! request's scheduled start, so a stall is not hidden by the generator waiting (no coordinated
-//! omission). Prints one line: `requests=N errors=E p50_us=.. p99_us=.. p999_us=.. max_us=..`.
+//! omission). At most CONNECTIONS requests are in flight (50 unless given, as `oha`'s default):
+//! a request scheduled while all are busy waits for one, and the wait counts in its latency.
+//! Without the bound, every stall opened a new connection per scheduled request (17,000 of them
+//! in one run) and the generator measured its own connection storm. Prints one line:
+//! `requests=N errors=E p50_us=.. p99_us=.. p999_us=.. max_us=..`.
 //!
-//! `cargo run --release -p strangler-proxy --example fixed_rate -- URL RATE_PER_S SECONDS`
+//! `cargo run --release -p strangler-proxy --example fixed_rate -- URL RATE_PER_S SECONDS [CONNECTIONS]`
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -18,10 +22,16 @@ use tokio::time::{Instant, MissedTickBehavior};
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, url, rate, seconds] = &args[..] else {
-        eprintln!("usage: fixed_rate URL RATE_PER_S SECONDS");
-        std::process::exit(2);
+    let (url, rate, seconds, connections) = match &args[..] {
+        [_, url, rate, seconds] => (url, rate, seconds, "50"),
+        [_, url, rate, seconds, c] => (url, rate, seconds, c.as_str()),
+        _ => {
+            eprintln!("usage: fixed_rate URL RATE_PER_S SECONDS [CONNECTIONS]");
+            std::process::exit(2);
+        }
     };
+    let connections: usize = connections.parse().expect("a connection count");
+    let slots = Arc::new(tokio::sync::Semaphore::new(connections.max(1)));
     let uri: http::Uri = url.parse().expect("a URL");
     let rate: u64 = rate.parse().expect("a rate");
     let seconds: u64 = seconds.parse().expect("seconds");
@@ -33,9 +43,15 @@ async fn main() {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..rate * seconds {
         let scheduled = tick.tick().await;
-        let (client, uri, hist, errors) =
-            (client.clone(), uri.clone(), hist.clone(), errors.clone());
+        let (client, uri, hist, errors, slots) = (
+            client.clone(),
+            uri.clone(),
+            hist.clone(),
+            errors.clone(),
+            slots.clone(),
+        );
         tasks.spawn(async move {
+            let _slot = slots.acquire_owned().await.expect("never closed");
             let req = http::Request::get(uri)
                 .body(Body::empty())
                 .expect("request");
