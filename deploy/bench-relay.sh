@@ -5,6 +5,9 @@
 # the relay's RSS over the run; copy the figures into docs/BENCHMARKS.md (## Outbox relay).
 #
 # Usage: deploy/bench-relay.sh              (ROWS=1000000 BENCH_BATCH=2000 BENCH_IN_FLIGHT=20000)
+#        BENCH_SINGLE_READ=1 adds a relay run with one read connection (on a refilled outbox);
+#        the bare producer runs again after the relay runs, to bracket the machine's drift.
+#        BENCH_PAYLOAD_TYPE=json switches the payload column from JSONB to JSON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/lib/services.sh
