@@ -5,22 +5,26 @@
 # under callgrind in pass-through and in shadow mode, sends REQUESTS requests at RATE/s through
 # each, and prints instructions per request plus the top inclusive costs of the shadow run.
 #
-# Usage: deploy/bench-proxy-profile.sh     (REQUESTS=1000 RATE=100; SKIP_BUILD=1 to reuse builds)
+# Usage: deploy/bench-proxy-profile.sh     (REQUESTS=1000 RATE=100; SKIP_BUILD=1 to reuse builds;
+#        PROXY_BIN=example profiles crates/strangler-proxy/examples/proxy_server.rs instead of
+#        `strangler proxy`: the same proxy without the CLI's mismatch store, metrics and admin)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REQUESTS=${REQUESTS:-1000}
 RATE=${RATE:-100}
+PROXY_BIN=${PROXY_BIN:-cli}
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nginx || ! need valgrind; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx valgrind >/dev/null
 fi
 if [ -z "${SKIP_BUILD:-}" ]; then
-    cargo build --release -q -p strangler-cli
-    cargo build --release -q -p strangler-proxy --example fixed_rate
+    [ "$PROXY_BIN" = cli ] && cargo build --release -q -p strangler-cli
+    cargo build --release -q -p strangler-proxy --example fixed_rate --example proxy_server
 fi
 STRANGLER=$PWD/target/release/strangler
 FIXED=$PWD/target/release/examples/fixed_rate
+SERVER=$PWD/target/release/examples/proxy_server
 
 DIR=$(mktemp -d /tmp/strangler-profile.XXXXXX)
 chmod 755 "$DIR"
@@ -75,12 +79,19 @@ shutdown_grace_ms = 5000
 name = "orders"
 routes = ["GET /orders/{id}"]
 TOML
-    "$STRANGLER" -c "$DIR/$kind.toml" migrate >/dev/null
-    if [ "$kind" = shadow ]; then
-        "$STRANGLER" -c "$DIR/$kind.toml" cutover set orders shadow --reason profile --actor profile >/dev/null
+    local cmd
+    if [ "$PROXY_BIN" = cli ]; then
+        "$STRANGLER" -c "$DIR/$kind.toml" migrate >/dev/null
+        if [ "$kind" = shadow ]; then
+            "$STRANGLER" -c "$DIR/$kind.toml" cutover set orders shadow --reason profile --actor profile >/dev/null
+        fi
+        cmd=("$STRANGLER" -c "$DIR/$kind.toml" proxy)
+    else
+        cmd=("$SERVER" "$DIR/$kind.toml" "$([ "$kind" = shadow ] && echo shadow || echo legacy)")
     fi
+    # --separate-threads=no: the mirror lane's thread is counted with the rest.
     valgrind --tool=callgrind --callgrind-out-file="$DIR/callgrind.$kind" \
-        "$STRANGLER" -c "$DIR/$kind.toml" proxy >"$DIR/$kind.log" 2>&1 &
+        "${cmd[@]}" >"$DIR/$kind.log" 2>&1 &
     local pid=$!
     for _ in $(seq 300); do
         curl -sf -o /dev/null "http://127.0.0.1:$port/orders/1" && break
