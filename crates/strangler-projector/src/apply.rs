@@ -158,6 +158,14 @@ pub async fn apply_batch(
             }
         };
         let Some(e) = failure else { continue };
+        if e.reason == Reason::SinkUnavailable {
+            // Not about the event: dead-lettering it would lose it. Abandon the batch (the caller
+            // rolls back); the sink skips what it already applied when the batch comes again.
+            return Err(Error::Sink(crate::sink::SinkError::Unavailable {
+                sink: format!("the sink of {name} v{version}"),
+                detail: e.detail,
+            }));
+        }
         metrics::counter!("strangler_projection_failures_total", "projection" => name.to_string(), "reason" => e.reason.as_str()).increment(1);
         match settings.policy.on_failure.outcome() {
             Outcome::Stop => {

@@ -24,7 +24,7 @@ impl Claims {
         map.get(&(topic.to_string(), partition)).copied()
     }
 
-    fn set(&self, topic: &str, partition: i32, generation: i64) {
+    pub(crate) fn set(&self, topic: &str, partition: i32, generation: i64) {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         map.insert((topic.to_string(), partition), generation);
     }

@@ -28,6 +28,9 @@ pub enum Error {
     /// The bus failed.
     #[error(transparent)]
     Bus(#[from] strangler_bus::Error),
+    /// A non-SQL sink (Redis, ClickHouse) failed outside one event's effect.
+    #[error(transparent)]
+    Sink(#[from] crate::sink::SinkError),
     /// Another consumer claimed a partition this one was applying; the batch was rolled back.
     #[error(
         "projection {projection} v{version}: partition {topic}/{partition} was claimed by another consumer; this one stops"

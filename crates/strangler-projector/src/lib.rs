@@ -7,7 +7,8 @@
 //! deduplication keys ([`dedup`]), dead letters ([`dead_letter`]) and the checkpoint
 //! ([`checkpoint`], fenced by a claim generation), and commits. Failure policies live in
 //! [`policy`]; replay and rebuild in [`replay`]; side-by-side versions and promotion in
-//! [`version`]; lag and health in [`freshness`]; the HTTP read API in [`read_api`].
+//! [`version`]; lag and health in [`freshness`]; the HTTP read API in [`read_api`]. A projection
+//! may name another sink than the read store (Redis, ClickHouse): [`sink`].
 
 pub mod apply;
 pub mod batch;
@@ -26,6 +27,7 @@ pub mod read_api;
 pub mod replay;
 pub mod runtime;
 pub mod service;
+pub mod sink;
 pub mod source;
 pub mod sql;
 pub mod store;

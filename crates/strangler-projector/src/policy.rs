@@ -38,6 +38,11 @@ pub enum Reason {
     KeyParked,
     /// The payload breaks its event contract, or cannot be upcast to the current version.
     ContractViolation,
+    /// A non-SQL sink refused the event's effect (for example a Redis key of another type).
+    SinkError,
+    /// A non-SQL sink could not be reached or fenced the writer; never dead-lettered: the batch
+    /// is abandoned and applied again later.
+    SinkUnavailable,
 }
 
 impl Reason {
@@ -50,6 +55,8 @@ impl Reason {
             Reason::ConstraintViolation => "constraint_violation",
             Reason::KeyParked => "key_parked",
             Reason::ContractViolation => "contract_violation",
+            Reason::SinkError => "sink_error",
+            Reason::SinkUnavailable => "sink_unavailable",
         }
     }
 
@@ -76,7 +83,10 @@ impl Reason {
 
     /// Whether a retry could help: only database errors that are not about the data.
     pub fn retryable(self) -> bool {
-        matches!(self, Reason::SqlError | Reason::ConstraintViolation)
+        matches!(
+            self,
+            Reason::SqlError | Reason::ConstraintViolation | Reason::SinkUnavailable
+        )
     }
 }
 

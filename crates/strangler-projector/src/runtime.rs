@@ -81,6 +81,8 @@ pub struct Runner {
     pub projection: Arc<dyn Projection>,
     /// Generations claimed by the consumer's start offsets.
     pub claims: Arc<Claims>,
+    /// The projection's sink when it is not the read store (its applied ids are pruned too).
+    pub sink: Option<Arc<dyn crate::sink::Sink>>,
 }
 
 const SP_BATCH: &str = "SAVEPOINT strangler_batch";
@@ -173,6 +175,11 @@ impl Runner {
                 let cutoff = now_ms() - settings.dedup_retention.as_millis() as i64;
                 if let Err(e) = dedup::prune(&self.store, &name, version, cutoff).await {
                     tracing::warn!(projection = %name, error = %e, "pruning dedup keys failed");
+                }
+                if let Some(sink) = &self.sink
+                    && let Err(e) = sink.prune(version, cutoff).await
+                {
+                    tracing::warn!(projection = %name, error = %e, "pruning the sink's applied ids failed");
                 }
             }
             if buffer.is_empty() {

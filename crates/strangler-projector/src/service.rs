@@ -8,15 +8,18 @@ use strangler_store::Store;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use strangler_core::config::SinksConfig;
+
 use crate::apply::BatchStats;
 use crate::checkpoint::{self, CheckpointStarts, Claims};
 use crate::definition;
 use crate::projection::{Projection, SqlProjection};
 use crate::replay::{self, From, Plan};
 use crate::runtime::{RunStats, Runner, Until};
+use crate::sink::{Binding, Bound, Build, Mode, Sinks};
 use crate::source::Source;
 use crate::store::ReadTx;
-use crate::{Error, Result};
+use crate::{Error, Result, version};
 
 /// Projections loaded from files, their read store and their bus.
 #[derive(Clone)]
@@ -31,6 +34,8 @@ pub struct Projector {
     pub owner: String,
     /// Event contracts every event passes before a projection applies it ([`crate::contracts`]).
     pub contracts: Option<Arc<crate::contracts::ContractGate>>,
+    /// The sinks of projections that do not write the read store ([`crate::sink`]).
+    pub sinks: Sinks,
 }
 
 /// A unique owner id for this process.
@@ -43,9 +48,22 @@ pub fn owner_id() -> String {
 }
 
 impl Projector {
-    /// Loads every projection file in `dir`.
+    /// Loads every projection file in `dir`; non-SQL sinks need their URL in the file.
     pub fn load(store: Store, source: Source, dir: &Path) -> Result<Projector> {
-        let projections = definition::load_dir(dir)?
+        Projector::load_with_sinks(store, source, dir, &SinksConfig::default())
+    }
+
+    /// Loads every projection file in `dir`, with `[projections.sinks]` supplying the URLs of
+    /// non-SQL sinks that the files leave out.
+    pub fn load_with_sinks(
+        store: Store,
+        source: Source,
+        dir: &Path,
+        sinks: &SinksConfig,
+    ) -> Result<Projector> {
+        let defs = definition::load_dir(dir)?;
+        let sinks = Sinks::build(&defs, sinks)?;
+        let projections = defs
             .into_iter()
             .map(|(_, def)| Arc::new(SqlProjection::new(def)))
             .collect();
@@ -55,6 +73,7 @@ impl Projector {
             projections,
             owner: owner_id(),
             contracts: None,
+            sinks,
         })
     }
 
@@ -102,18 +121,61 @@ impl Projector {
             .collect()
     }
 
-    /// Creates every projection's tables.
+    /// Creates every projection's tables, and checks every sink is reachable.
     pub async fn setup(&self) -> Result<()> {
         for p in &self.projections {
             let mut tx = ReadTx::begin(&self.store).await?;
             p.setup(&mut tx).await?;
             tx.commit().await?;
+            if let Some(sink) = self.sinks.get(p.name(), p.version()) {
+                sink.setup(p.version()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `p` bound to its sink (if any) for re-driving dead letters, behind the contract gate: an
+    /// event below the sink's position applies unless the sink already applied its id.
+    pub fn redrivable(&self, p: Arc<SqlProjection>) -> Arc<dyn Projection> {
+        let binding = Binding {
+            version: p.version(),
+            build: Build::Live,
+            mode: Mode::Redrive,
+            claims: Arc::new(Claims::default()),
+        };
+        let sink = self.sinks.get(p.name(), p.version());
+        self.contracted(Bound::wrap(p, sink, binding))
+    }
+
+    /// Makes `version` of `name` the one readers see, in the read store and in its sink.
+    pub async fn promote(&self, name: &str, v: u32, force: bool) -> Result<()> {
+        version::promote(&self.store, name, v, &self.versions(name), force).await?;
+        if let Some(sink) = self.sinks.get(name, v) {
+            sink.promote(v).await?;
+        }
+        Ok(())
+    }
+
+    /// Drops an old version's tables and state, and its sink's target.
+    pub async fn retire(&self, p: &Arc<SqlProjection>) -> Result<()> {
+        version::retire(&self.store, p.as_ref()).await?;
+        if let Some(sink) = self.sinks.get(p.name(), p.version()) {
+            sink.retire(p.version()).await?;
         }
         Ok(())
     }
 
     fn runner(&self, p: &Arc<SqlProjection>) -> (Runner, Arc<dyn strangler_bus::StartOffsets>) {
-        let claims = Arc::new(Claims::default());
+        self.runner_with(p, Arc::new(Claims::default()), Build::Live, Mode::Live)
+    }
+
+    fn runner_with(
+        &self,
+        p: &Arc<SqlProjection>,
+        claims: Arc<Claims>,
+        build: Build,
+        mode: Mode,
+    ) -> (Runner, Arc<dyn strangler_bus::StartOffsets>) {
         let starts = Arc::new(CheckpointStarts {
             store: self.store.clone(),
             projection: p.name().to_string(),
@@ -121,12 +183,21 @@ impl Projector {
             owner: self.owner.clone(),
             claims: claims.clone(),
         });
-        let projection = crate::contracts::wrap(p.clone(), self.contracts.as_ref());
+        let sink = self.sinks.get(p.name(), p.version());
+        let binding = Binding {
+            version: p.version(),
+            build,
+            mode,
+            claims: claims.clone(),
+        };
+        let bound = Bound::wrap(p.clone(), sink.clone(), binding);
+        let projection = crate::contracts::wrap(bound, self.contracts.as_ref());
         (
             Runner {
                 store: self.store.clone(),
                 projection,
                 claims,
+                sink,
             },
             starts,
         )
@@ -195,7 +266,7 @@ impl Projector {
         cancel: &CancellationToken,
         on_batch: &mut (dyn FnMut(&BatchStats) + Send),
     ) -> Result<RunStats> {
-        let (runner, _) = self.runner(p);
+        let claims = Arc::new(Claims::default());
         let until = Until::CaughtUp {
             starts: plan.starts(),
             ends: plan.ends(),
@@ -212,19 +283,36 @@ impl Projector {
                 &part.topic,
                 part.partition,
                 &self.owner,
-                &runner.claims,
+                &claims,
             )
             .await?;
         }
+        // A sink is reset before the read store commits: a crash between the two leaves the
+        // sink's position behind the checkpoint, and the events in between were applied before.
+        let sink = self.sinks.get(p.name(), p.version());
+        let build = match (&sink, dry_run) {
+            (Some(s), false) => s.reset(p.version(), &plan.parts, from, &claims).await?,
+            _ => Build::Live,
+        };
         let tx = if dry_run {
             Some(tx)
         } else {
             tx.commit().await?;
             None
         };
+        let mode = if dry_run { Mode::DryRun } else { Mode::Live };
+        let (runner, _) = self.runner_with(p, claims, build.clone(), mode);
         let mut consumer = self.source.assign(p.as_ref(), plan).await?;
-        runner
+        let stats = runner
             .run(consumer.as_mut(), until, tx, cancel, on_batch)
-            .await
+            .await?;
+        if let (Some(s), Build::Fresh(b)) = (&sink, &build) {
+            if cancel.is_cancelled() {
+                tracing::warn!(projection = p.name(), version = p.version(), build = %b, "rebuild interrupted; readers stay on the previous build");
+            } else {
+                s.switch(p.version(), &build).await?;
+            }
+        }
+        Ok(stats)
     }
 }

@@ -31,7 +31,9 @@ pub use load::{ConfigError, Problem};
 pub use outbox::{
     BadRowPolicy, LegacyConfig, OutboxColumns, OutboxConfig, OutboxRetention, OutboxValue,
 };
-pub use projector::{ProjectionsConfig, ServeConfig};
+pub use projector::{
+    ClickHouseSinkConfig, ProjectionsConfig, RedisSinkConfig, ServeConfig, SinksConfig,
+};
 pub use proxy::ProxyConfig;
 pub use reconcile::{ReconcileConfig, ReconcileSide};
 pub use store::StoreConfig;

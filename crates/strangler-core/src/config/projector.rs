@@ -18,6 +18,49 @@ pub struct ProjectionsConfig {
     /// Kafka consumer group prefix; each projection's group is `<prefix>.<projection>`.
     #[serde(default = "default_group_prefix")]
     pub group_prefix: String,
+    /// Connections of the sinks other than the read store that projection files name with
+    /// `[sink] kind` (a file's own `[sink] url` wins).
+    #[serde(default)]
+    pub sinks: SinksConfig,
+}
+
+/// `[projections.sinks]`: where Redis and ClickHouse sinks connect by default.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SinksConfig {
+    /// `[projections.sinks.redis]`: the Redis of `kind = "redis"` projections.
+    #[serde(default)]
+    pub redis: Option<RedisSinkConfig>,
+    /// `[projections.sinks.clickhouse]`: the ClickHouse of `kind = "clickhouse"` projections.
+    #[serde(default)]
+    pub clickhouse: Option<ClickHouseSinkConfig>,
+}
+
+/// A Redis connection.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSinkConfig {
+    /// `redis://[user:password@]host:port/db` (or `rediss://` for TLS).
+    pub url: String,
+}
+
+/// A ClickHouse connection over its HTTP interface.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClickHouseSinkConfig {
+    /// The HTTP interface, for example `http://127.0.0.1:8123`.
+    pub url: String,
+    /// The database projection tables live in, unless a file names another.
+    #[serde(default = "default_clickhouse_database")]
+    pub database: String,
+    /// User name; absent uses ClickHouse's `default` user.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Password of `user`.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// ClickHouse's own default database.
+fn default_clickhouse_database() -> String {
+    "default".into()
 }
 
 /// `projections/` beside the configuration file.
@@ -42,6 +85,7 @@ impl Default for ProjectionsConfig {
             dir: default_dir(),
             read_store_url: default_read_store(),
             group_prefix: default_group_prefix(),
+            sinks: SinksConfig::default(),
         }
     }
 }
@@ -53,6 +97,16 @@ impl ProjectionsConfig {
             &self.read_store_url,
             &["sqlite", "postgres", "postgresql"],
         );
+        if let Some(r) = &self.sinks.redis {
+            v.url("projections.sinks.redis.url", &r.url, &["redis", "rediss"]);
+        }
+        if let Some(c) = &self.sinks.clickhouse {
+            v.url(
+                "projections.sinks.clickhouse.url",
+                &c.url,
+                &["http", "https"],
+            );
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub use model::{
     BatchConfig, Handler, PolicyConfig, ProjectionDef, ReplayConfig, RouteDef, RouteResult, Setup,
 };
 pub use routes::{RoutesFile, load_routes_dir};
+pub use validate::validate_route;
 pub use strangler_core::config::Problem;
 
 #[cfg(test)]

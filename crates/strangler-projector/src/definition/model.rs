@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::policy::FailurePolicy;
+use crate::sink::{SinkDef, SinkOp};
 
 /// One projection: where its events come from, the tables it owns, and the SQL each event runs.
 #[derive(Debug, Clone, Deserialize)]
@@ -16,7 +17,12 @@ pub struct ProjectionDef {
     pub version: u32,
     /// Topics (Kafka topics or built-in log topics) the projection consumes.
     pub topics: Vec<String>,
-    /// Logical table names this projection owns; SQL refers to them as `{{name}}`.
+    /// Where the effects go: the SQL read store (default), Redis or ClickHouse
+    /// ([`crate::sink::config`]).
+    #[serde(default)]
+    pub sink: SinkDef,
+    /// Logical table names this projection owns; SQL refers to them as `{{name}}`. SQL sinks only.
+    #[serde(default)]
     pub tables: Vec<String>,
     /// DDL that creates the tables, per store kind.
     #[serde(default)]
@@ -156,11 +162,27 @@ impl Default for BatchConfig {
 pub struct Handler {
     /// The event type (the `type` header), for example `OrderPlaced`.
     pub event_type: String,
-    /// One SQL statement with `:name` parameters and `{{table}}` names.
+    /// One SQL statement with `:name` parameters and `{{table}}` names (SQL sinks).
+    #[serde(default)]
     pub sql: String,
     /// Where each `:name` comes from; a name not listed reads the payload field `/name`.
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+    /// Other sinks: what the handler does (`hset`, `set`, `del`, `sadd`, `srem`, `insert`).
+    #[serde(default)]
+    pub op: Option<SinkOp>,
+    /// Redis: the key, a template with `{source}` parts, for example `order:{key}`.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Other sinks: field (hash field, JSON member or column) to value source.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    /// Redis `sadd`/`srem`: the member's source.
+    #[serde(default)]
+    pub member: Option<String>,
+    /// Redis: expiry of the written key in seconds, over the sink's `ttl_secs` (0: none).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
 }
 
 /// One read API route.
@@ -168,8 +190,14 @@ pub struct Handler {
 pub struct RouteDef {
     /// Path with `{name}` captures, for example `/orders/{id}`.
     pub path: String,
-    /// A SELECT with `:name` parameters (path captures or query parameters) and `{{table}}` names.
+    /// A SELECT with `:name` parameters (path captures or query parameters) and `{{table}}` names
+    /// (SQL sinks).
+    #[serde(default)]
     pub sql: String,
+    /// Redis sinks: the key to look up, a template of path captures and query parameters, for
+    /// example `order:{id}`; a hash or a JSON string answers an object, a set a sorted list.
+    #[serde(default)]
+    pub key: Option<String>,
     /// `one` (an object, 404 when absent) or `many` (a list).
     #[serde(default)]
     pub result: RouteResult,

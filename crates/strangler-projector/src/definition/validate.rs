@@ -42,6 +42,18 @@ pub fn validate(def: &ProjectionDef) -> Vec<(String, String, String)> {
             "list the topics, for example topics = [\"order\"]",
         );
     }
+    if def.batch.max_events == 0 {
+        p(
+            "batch.max_events".into(),
+            "must be at least 1".into(),
+            "use a batch of 100 to 10000 events",
+        );
+    }
+    if def.sink.kind != crate::sink::SinkKind::Sql {
+        // Tables, setup DDL and SQL belong to the SQL sink; the sink checks its own shape.
+        out.extend(crate::sink::template::validate_def(def));
+        return out;
+    }
     for (i, t) in def.tables.iter().enumerate() {
         if !is_ident(t) {
             p(
@@ -63,13 +75,6 @@ pub fn validate(def: &ProjectionDef) -> Vec<(String, String, String)> {
             "setup".into(),
             "no setup DDL".into(),
             "add [setup] all = \"CREATE TABLE IF NOT EXISTS {{orders}} (...)\"",
-        );
-    }
-    if def.batch.max_events == 0 {
-        p(
-            "batch.max_events".into(),
-            "must be at least 1".into(),
-            "use a batch of 100 to 10000 events",
         );
     }
     let check_tables = |key: String, text: &str, out: &mut Vec<(String, String, String)>| {
@@ -134,6 +139,7 @@ pub fn validate(def: &ProjectionDef) -> Vec<(String, String, String)> {
         check_tables(format!("{key}.sql"), &r.sql, &mut out);
         out.extend(validate_route(&key, r));
     }
+    out.extend(crate::sink::template::validate_sql_def(def));
     out
 }
 
@@ -148,6 +154,13 @@ pub fn validate_route(key: &str, r: &RouteDef) -> Vec<(String, String, String)> 
         ));
     }
     let captures = path_captures(&r.path);
+    if let Some(template) = &r.key {
+        // A key lookup (Redis sinks): the key's `{name}` parts are captures or query parameters.
+        out.extend(crate::sink::template::validate_route_key(
+            key, template, &r.sql, &captures, &r.query,
+        ));
+        return out;
+    }
     for name in sql::param_names(&r.sql) {
         if !captures.contains(&name) && !r.query.contains(&name) {
             out.push((
@@ -181,7 +194,24 @@ pub fn validate_set(defs: &[(PathBuf, ProjectionDef)]) -> Vec<Problem> {
     let mut out = Vec::new();
     let mut seen: BTreeMap<(String, u32), &PathBuf> = BTreeMap::new();
     let mut paths: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut sinks: BTreeMap<&str, (&crate::sink::SinkDef, &PathBuf)> = BTreeMap::new();
     for (file, def) in defs {
+        // Readers switch between versions through one pointer: every version names one target.
+        if let Some((first, first_file)) = sinks.insert(&def.name, (&def.sink, file))
+            && (first.kind != def.sink.kind || first.prefix != def.sink.prefix)
+        {
+            out.push(Problem {
+                file: file.clone(),
+                key: "sink".into(),
+                line_col: None,
+                message: format!(
+                    "{} names another sink kind or prefix than {}",
+                    def.name,
+                    first_file.display()
+                ),
+                fix: "give every version of a projection the same [sink] kind and prefix".into(),
+            });
+        }
         if let Some(first) = seen.insert((def.name.clone(), def.version), file) {
             out.push(Problem {
                 file: file.clone(),

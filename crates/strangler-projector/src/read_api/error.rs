@@ -41,3 +41,12 @@ impl IntoResponse for ApiError {
             .into_response()
     }
 }
+
+impl From<crate::sink::SinkError> for ApiError {
+    fn from(e: crate::sink::SinkError) -> Self {
+        match e {
+            crate::sink::SinkError::Refused { detail, .. } => ApiError::BadRequest(detail),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}

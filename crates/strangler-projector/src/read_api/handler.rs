@@ -17,6 +17,7 @@ use super::rows::query_json;
 use super::{LAG_HEADER, VERSION_HEADER, WATERMARK_HEADER};
 use crate::definition::{RouteDef, RouteResult, RoutesFile};
 use crate::projection::{Projection, SqlProjection};
+use crate::sink::Sinks;
 use crate::store::dialect;
 use crate::{freshness, sql, version};
 
@@ -33,6 +34,7 @@ pub struct ReadApi {
     store: Store,
     routes: Arc<Vec<Arc<RouteEntry>>>,
     stall_after: HashMap<String, Duration>,
+    sinks: Sinks,
 }
 
 impl ReadApi {
@@ -81,7 +83,15 @@ impl ReadApi {
             store,
             routes: Arc::new(by_path.into_values().map(Arc::new).collect()),
             stall_after,
+            sinks: Sinks::default(),
         }
+    }
+
+    /// Routes with a `key` answer from their projection's sink (a Redis key lookup through the
+    /// sink's reader pointer) instead of the read store.
+    pub fn with_sinks(mut self, sinks: Sinks) -> ReadApi {
+        self.sinks = sinks;
+        self
     }
 
     /// The paths served.
@@ -129,13 +139,37 @@ async fn answer(
     let Some(def) = entry.by_version.get(&served) else {
         return Err(ApiError::NotFound);
     };
-    let prepared = sql::prepare(&def.sql, dialect(&api.store), served);
-    let values: Vec<Option<String>> = prepared
-        .params
-        .iter()
-        .map(|n| path.get(n).or_else(|| query.get(n)).cloned())
-        .collect();
-    let rows = query_json(&api.store, &prepared.sql, &values, &def.json_columns).await?;
+    let sink = api.sinks.get(&entry.projection, served);
+    let (served, rows) = match (&sink, &def.key) {
+        (Some(sink), Some(_)) => {
+            let mut params = query.clone();
+            params.extend(path.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let read = sink.read(def, served, &params).await?;
+            let rows = match read.value {
+                None => Vec::new(),
+                Some(serde_json::Value::Object(o)) => vec![o],
+                Some(serde_json::Value::Array(items)) if def.result == RouteResult::Many => items
+                    .into_iter()
+                    .map(|v| match v {
+                        serde_json::Value::Object(o) => o,
+                        other => serde_json::Map::from_iter([("value".to_string(), other)]),
+                    })
+                    .collect(),
+                Some(other) => vec![serde_json::Map::from_iter([("value".to_string(), other)])],
+            };
+            (read.version, rows)
+        }
+        _ => {
+            let prepared = sql::prepare(&def.sql, dialect(&api.store), served);
+            let values: Vec<Option<String>> = prepared
+                .params
+                .iter()
+                .map(|n| path.get(n).or_else(|| query.get(n)).cloned())
+                .collect();
+            let rows = query_json(&api.store, &prepared.sql, &values, &def.json_columns).await?;
+            (served, rows)
+        }
+    };
     let stall = api
         .stall_after
         .get(&entry.projection)
