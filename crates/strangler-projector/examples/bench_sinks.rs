@@ -179,7 +179,11 @@ async fn main() {
         v.sort();
         v
     };
-    assert_eq!(sorted(a), sorted(b), "the sink and the pipeline wrote the same hash");
+    assert_eq!(
+        sorted(a),
+        sorted(b),
+        "the sink and the pipeline wrote the same hash"
+    );
 
     let sink_eps = n as f64 / sink_s;
     let raw_eps = n as f64 / raw_s;

@@ -116,14 +116,9 @@ pub trait Sink: Send + Sync {
     /// runtime then applies one by one to isolate it). An unreachable sink fails with
     /// [`crate::policy::Reason::SinkUnavailable`], which aborts the batch instead of
     /// dead-lettering.
-    async fn apply(
-        &self,
-        binding: &Binding,
-        events: &[&Event],
-    ) -> Result<ManyApplied, ApplyError>;
+    async fn apply(&self, binding: &Binding, events: &[&Event]) -> Result<ManyApplied, ApplyError>;
     /// The sink's own next offset per partition of `build`.
-    async fn positions(&self, version: u32, build: &Build)
-    -> Result<Vec<SinkPosition>, SinkError>;
+    async fn positions(&self, version: u32, build: &Build) -> Result<Vec<SinkPosition>, SinkError>;
     /// Prepares a replay of `version` from `parts` (moves the sink's positions back and forgets
     /// the ids applied from there on) or, for [`From::Rebuild`], creates an empty fresh target
     /// and returns it. `claims` holds the replay's new generations: they fence older writers in

@@ -18,8 +18,6 @@ pub mod template;
 mod tests;
 
 pub use bind::Bound;
-pub use config::{
-    ClickHouseColumn, ClickHouseShape, SinkDef, SinkKind, SinkOp,
-};
+pub use config::{ClickHouseColumn, ClickHouseShape, SinkDef, SinkKind, SinkOp};
 pub use interface::{Binding, Build, Mode, Sink, SinkError, SinkPosition, SinkRead};
 pub use registry::Sinks;

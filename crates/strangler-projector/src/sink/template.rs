@@ -124,7 +124,10 @@ impl FieldSource {
     pub fn json(&self, event: &Event) -> Result<serde_json::Value, String> {
         if let FieldSource::Source(ParamSource::Pointer(p)) = self {
             let payload = event.payload.as_ref().map_err(Clone::clone)?;
-            return Ok(payload.pointer(p).cloned().unwrap_or(serde_json::Value::Null));
+            return Ok(payload
+                .pointer(p)
+                .cloned()
+                .unwrap_or(serde_json::Value::Null));
         }
         Ok(json_of(&self.value(event)?))
     }
@@ -291,7 +294,11 @@ pub fn validate_def(def: &ProjectionDef) -> Vec<Found> {
                 "remove key".into(),
             ),
             (Some(t), _) => match Template::parse(t) {
-                Err(e) => push(format!("{key}.key"), e, "write the key as order:{key}".into()),
+                Err(e) => push(
+                    format!("{key}.key"),
+                    e,
+                    "write the key as order:{key}".into(),
+                ),
                 Ok(t) => {
                     for slot in t.slots() {
                         if ParamSource::parse(slot).is_none() {
@@ -457,12 +464,16 @@ mod tests {
         let t = Template::parse("customer:{/customer}:orders").unwrap();
         assert_eq!(t.slots(), ["/customer"]);
         assert_eq!(
-            t.fill(|s| (s == "/customer").then(|| "c-1".into())).unwrap(),
+            t.fill(|s| (s == "/customer").then(|| "c-1".into()))
+                .unwrap(),
             "customer:c-1:orders"
         );
         assert!(t.fill(|_| None).unwrap_err().contains("/customer"));
         assert!(Template::parse("order:{key").is_err());
         assert!(Template::parse("order:{}").is_err());
-        assert_eq!(Template::parse("plain").unwrap().slots(), Vec::<&str>::new());
+        assert_eq!(
+            Template::parse("plain").unwrap().slots(),
+            Vec::<&str>::new()
+        );
     }
 }

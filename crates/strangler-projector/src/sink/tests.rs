@@ -108,12 +108,19 @@ async fn drop_prefix(prefix: &str) {
         .await
         .unwrap();
     if !keys.is_empty() {
-        let _: i64 = redis::cmd("DEL").arg(keys).query_async(&mut c).await.unwrap();
+        let _: i64 = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut c)
+            .await
+            .unwrap();
     }
 }
 
 fn unique(tag: &str) -> String {
-    format!("unit:{tag}:{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+    format!(
+        "unit:{tag}:{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
 }
 
 #[test]
@@ -179,17 +186,41 @@ async fn a_batch_applied_twice_writes_once_and_a_stale_generation_is_fenced() {
     let claims = Arc::new(Claims::default());
     claims.set("order", 0, 2);
     let events = [
-        event(0, "e0", "OrderPlaced", "o-1", serde_json::json!({"total": 10, "customer": "c1"})),
-        event(1, "e1", "OrderPlaced", "o-2", serde_json::json!({"total": 20, "customer": "c1", "note": "x"})),
+        event(
+            0,
+            "e0",
+            "OrderPlaced",
+            "o-1",
+            serde_json::json!({"total": 10, "customer": "c1"}),
+        ),
+        event(
+            1,
+            "e1",
+            "OrderPlaced",
+            "o-2",
+            serde_json::json!({"total": 20, "customer": "c1", "note": "x"}),
+        ),
         event(2, "e2", "OrderCancelled", "o-2", serde_json::json!({})),
-        event(3, "e3", "Snapshot", "o-1", serde_json::json!({"total": 10, "items": [1, 2]})),
+        event(
+            3,
+            "e3",
+            "Snapshot",
+            "o-1",
+            serde_json::json!({"total": 10, "items": [1, 2]}),
+        ),
     ];
     let refs: Vec<&Event> = events.iter().collect();
     let b = binding(claims.clone(), Mode::Live);
     let first = sink.apply(&b, &refs).await.unwrap();
     assert_eq!(first.applied, 4);
-    assert_eq!(hget(&prefix, "order:o-1", "total").await.as_deref(), Some("10"));
-    assert_eq!(hget(&prefix, "order:o-1", "status").await.as_deref(), Some("placed"));
+    assert_eq!(
+        hget(&prefix, "order:o-1", "total").await.as_deref(),
+        Some("10")
+    );
+    assert_eq!(
+        hget(&prefix, "order:o-1", "status").await.as_deref(),
+        Some("placed")
+    );
     assert_eq!(hget(&prefix, "order:o-2", "total").await, None, "deleted");
     let snap: String = redis::cmd("GET")
         .arg(format!("{prefix}:v1.0:snap:o-1"))
@@ -215,14 +246,26 @@ async fn a_batch_applied_twice_writes_once_and_a_stale_generation_is_fenced() {
     assert_eq!(positions[0].next_offset, 4);
 
     // A relay duplicate (same id, later offset) is skipped.
-    let dup = event(4, "e1", "OrderPlaced", "o-2", serde_json::json!({"total": 99, "customer": "c1"}));
+    let dup = event(
+        4,
+        "e1",
+        "OrderPlaced",
+        "o-2",
+        serde_json::json!({"total": 99, "customer": "c1"}),
+    );
     sink.apply(&b, &[&dup]).await.unwrap();
     assert_eq!(hget(&prefix, "order:o-2", "total").await, None);
 
     // A writer with an older claim generation is refused as unavailable (the batch is dropped).
     let stale = Arc::new(Claims::default());
     stale.set("order", 0, 1);
-    let late = event(5, "e5", "OrderPlaced", "o-3", serde_json::json!({"total": 5, "customer": "c2"}));
+    let late = event(
+        5,
+        "e5",
+        "OrderPlaced",
+        "o-3",
+        serde_json::json!({"total": 5, "customer": "c2"}),
+    );
     let err = sink
         .apply(&binding(stale, Mode::Live), &[&late])
         .await
@@ -232,10 +275,19 @@ async fn a_batch_applied_twice_writes_once_and_a_stale_generation_is_fenced() {
     assert_eq!(hget(&prefix, "order:o-3", "total").await, None);
 
     // A re-driven dead letter below the position applies once.
-    let parked = event(1, "e1-fixed", "OrderPlaced", "o-9", serde_json::json!({"total": 7, "customer": "c3"}));
+    let parked = event(
+        1,
+        "e1-fixed",
+        "OrderPlaced",
+        "o-9",
+        serde_json::json!({"total": 7, "customer": "c3"}),
+    );
     let r = binding(Arc::new(Claims::default()), Mode::Redrive);
     sink.apply(&r, &[&parked]).await.unwrap();
-    assert_eq!(hget(&prefix, "order:o-9", "total").await.as_deref(), Some("7"));
+    assert_eq!(
+        hget(&prefix, "order:o-9", "total").await.as_deref(),
+        Some("7")
+    );
     drop_prefix(&prefix).await;
 }
 
@@ -250,7 +302,13 @@ async fn a_key_of_another_type_fails_the_event_before_anything_is_written() {
         .query_async(&mut con().await)
         .await
         .unwrap();
-    let e = event(0, "e0", "OrderPlaced", "o-1", serde_json::json!({"total": 1, "customer": "c9"}));
+    let e = event(
+        0,
+        "e0",
+        "OrderPlaced",
+        "o-1",
+        serde_json::json!({"total": 1, "customer": "c9"}),
+    );
     let err = sink
         .apply(&binding(Arc::new(Claims::default()), Mode::Live), &[&e])
         .await
@@ -264,7 +322,10 @@ async fn a_key_of_another_type_fails_the_event_before_anything_is_written() {
     assert!(members.is_empty(), "no op of the event was applied");
     let unknown = event(1, "e1", "Nope", "o-1", serde_json::json!({}));
     let err = sink
-        .apply(&binding(Arc::new(Claims::default()), Mode::Live), &[&unknown])
+        .apply(
+            &binding(Arc::new(Claims::default()), Mode::Live),
+            &[&unknown],
+        )
         .await
         .unwrap_err();
     assert_eq!(err.reason, Reason::UnknownEventType);

@@ -146,9 +146,8 @@ impl Renderer {
                 }
                 SinkOp::Sadd | SinkOp::Srem => {
                     let src = h.member.as_ref().ok_or_else(|| bad("no member".into()))?;
-                    op.m = text_of(&src.value(event).map_err(bad)?).ok_or_else(|| {
-                        bad(format!("the member of `{}` is null", h.op.as_str()))
-                    })?;
+                    op.m = text_of(&src.value(event).map_err(bad)?)
+                        .ok_or_else(|| bad(format!("the member of `{}` is null", h.op.as_str())))?;
                 }
                 SinkOp::Del => {}
                 SinkOp::Insert => {
@@ -168,4 +167,3 @@ impl Renderer {
         }))
     }
 }
-

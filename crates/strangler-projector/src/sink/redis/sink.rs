@@ -205,11 +205,7 @@ impl Sink for RedisSink {
         Ok(())
     }
 
-    async fn apply(
-        &self,
-        binding: &Binding,
-        events: &[&Event],
-    ) -> Result<ManyApplied, ApplyError> {
+    async fn apply(&self, binding: &Binding, events: &[&Event]) -> Result<ManyApplied, ApplyError> {
         let mut out = ManyApplied::default();
         let mut wire = Vec::with_capacity(events.len());
         for e in events {
@@ -252,12 +248,8 @@ impl Sink for RedisSink {
             reason: Reason::SinkUnavailable,
             detail,
         };
-        let mut con = self
-            .con()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let r: Result<(u64, u64), redis::RedisError> =
-            WRITE.arg(json).invoke_async(&mut con).await;
+        let mut con = self.con().await.map_err(|e| unavailable(e.to_string()))?;
+        let r: Result<(u64, u64), redis::RedisError> = WRITE.arg(json).invoke_async(&mut con).await;
         match r {
             Ok((applied, skipped)) => {
                 if skipped > 0 {
@@ -274,11 +266,7 @@ impl Sink for RedisSink {
         }
     }
 
-    async fn positions(
-        &self,
-        version: u32,
-        build: &Build,
-    ) -> Result<Vec<SinkPosition>, SinkError> {
+    async fn positions(&self, version: u32, build: &Build) -> Result<Vec<SinkPosition>, SinkError> {
         let ns = self.namespace(version, build).await?;
         let mut con = self.con().await?;
         let all: HashMap<String, i64> = redis::cmd("HGETALL")
@@ -486,8 +474,8 @@ impl Sink for RedisSink {
         let ty = parts.get(1).and_then(text).unwrap_or_default();
         let value = match (ty.as_str(), parts.get(2)) {
             ("hash", Some(v)) => {
-                let pairs: Vec<String> = redis::from_redis_value_ref(v)
-                    .map_err(|e| refused(e.to_string()))?;
+                let pairs: Vec<String> =
+                    redis::from_redis_value_ref(v).map_err(|e| refused(e.to_string()))?;
                 let mut obj = serde_json::Map::new();
                 for kv in pairs.chunks(2) {
                     if let [k, v] = kv {
@@ -501,8 +489,8 @@ impl Sink for RedisSink {
                 Some(serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s)))
             }
             ("set", Some(v)) => {
-                let mut members: Vec<String> = redis::from_redis_value_ref(v)
-                    .map_err(|e| refused(e.to_string()))?;
+                let mut members: Vec<String> =
+                    redis::from_redis_value_ref(v).map_err(|e| refused(e.to_string()))?;
                 members.sort();
                 Some(serde_json::Value::Array(
                     members.into_iter().map(serde_json::Value::String).collect(),
