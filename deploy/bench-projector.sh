@@ -3,16 +3,26 @@
 # PostgreSQL read store by a batched projection (a rebuild: every event in transactions of BATCH
 # events, with checkpoints and dedup keys in the same transactions), beside loading the same rows
 # with COPY in the same run (the ceiling). Prints a markdown row:
-#   | events | batch | projector s | projector events/s | COPY s | COPY rows/s | ratio |
+#   | events | batch | ids | synchronous_commit | projector s | projector events/s | COPY s | COPY rows/s | ratio |
 # Copy the figures into docs/BENCHMARKS.md (## Projector).
 #
-# Usage: deploy/bench-projector.sh                 (EVENTS=1000000 BATCH=5000)
+# Usage: deploy/bench-projector.sh       (EVENTS=1000000 BATCH=5000 IDS=seq SYNC=on)
+#   IDS=random   UUIDv4 event ids instead of ids in publishing order
+#   SYNC=off     synchronous_commit=off on the benchmark's sessions: the projector's and COPY's
+#                alike (a crash may lose the last commits, rows and checkpoint together)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/lib/services.sh
 
 EVENTS=${EVENTS:-1000000}
 BATCH=${BATCH:-5000}
+IDS=${IDS:-seq}
+SYNC=${SYNC:-on}
+case "$SYNC" in
+    on) OPTS="" ;;
+    off) OPTS="?options=-c%20synchronous_commit%3Doff" ;;
+    *) echo "SYNC must be on or off, not $SYNC" >&2; exit 2 ;;
+esac
 
 ensure_postgres
 cargo build --release -q -p strangler-projector --example bench_projector
@@ -24,5 +34,5 @@ cleanup() {
 trap cleanup EXIT
 psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $DB" >/dev/null
 
-log "projecting $EVENTS events (batches of $BATCH) into PostgreSQL, then COPY of the same rows"
-target/release/examples/bench_projector "postgres://postgres@127.0.0.1:5432/$DB" "$EVENTS" "$BATCH"
+log "projecting $EVENTS events (batches of $BATCH, $IDS ids, synchronous_commit $SYNC) into PostgreSQL, then COPY of the same rows"
+target/release/examples/bench_projector "postgres://postgres@127.0.0.1:5432/$DB$OPTS" "$EVENTS" "$BATCH" "$IDS"

@@ -3,7 +3,12 @@
 //! every event, checkpoints and dedup keys in the same transactions), beside loading the same rows
 //! with `COPY ... FROM STDIN` in the same run (the ceiling).
 //!
-//! Usage: bench_projector POSTGRES_URL EVENTS [BATCH]
+//! Usage: bench_projector POSTGRES_URL EVENTS [BATCH] [IDS]
+//!
+//! IDS is `seq` (default: event ids in publishing order, like UUIDv7 outbox ids) or `random`
+//! (UUIDv4 ids, which land anywhere in the dedup index). The durability settings of the URL
+//! (for example `?options=-c%20synchronous_commit%3Doff`) apply to the projector and to COPY
+//! alike: both use the same pool.
 
 use std::time::Instant;
 
@@ -41,6 +46,15 @@ params = { order_id = "key", at = "event_time" }
 
 const T0: i64 = 1_780_000_000_000;
 
+/// The event id of event `i`.
+fn event_id(i: usize, random: bool) -> String {
+    if random {
+        uuid::Uuid::new_v4().to_string()
+    } else {
+        uuid::Uuid::from_u128(i as u128 + 1).to_string()
+    }
+}
+
 fn event(i: usize) -> (String, String, i64, i64, i64) {
     let subtotal = 1000 + (i as i64 * 37) % 9000;
     (
@@ -57,9 +71,14 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let url = args
         .get(1)
-        .expect("usage: bench_projector POSTGRES_URL EVENTS [BATCH]");
+        .expect("usage: bench_projector POSTGRES_URL EVENTS [BATCH] [seq|random]");
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(200_000);
     let batch: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5000);
+    let random = match args.get(4).map(String::as_str) {
+        None | Some("seq") => false,
+        Some("random") => true,
+        Some(other) => panic!("IDS must be `seq` or `random`, not `{other}`"),
+    };
     let store = Store::connect(url).await.expect("connecting");
     store.migrate().await.expect("migrating");
     let Store::Postgres(pool) = &store else {
@@ -78,7 +97,7 @@ async fn main() {
                     key: Some(order.into_bytes()),
                     value: Some(serde_json::json!({"customer_id": customer, "subtotal": subtotal, "tax": tax}).to_string().into_bytes()),
                     headers: vec![
-                        Header { name: "id".into(), value: uuid::Uuid::from_u128(i as u128 + 1).to_string().into_bytes() },
+                        Header { name: "id".into(), value: event_id(i, random).into_bytes() },
                         Header { name: "type".into(), value: b"OrderPlaced".to_vec() },
                     ],
                     timestamp_ms: Some(at),
@@ -169,10 +188,15 @@ async fn main() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 
+    let sync: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(pool)
+        .await
+        .expect("synchronous_commit");
+    let ids = if random { "random" } else { "seq" };
     let pr = n as f64 / projector_s;
     let cr = n as f64 / copy_s;
     println!(
-        "| {n} | {batch} | {projector_s:.2} | {pr:.0} | {copy_s:.2} | {cr:.0} | {:.2} |",
+        "| {n} | {batch} | {ids} | {sync} | {projector_s:.2} | {pr:.0} | {copy_s:.2} | {cr:.0} | {:.2} |",
         pr / cr
     );
 }

@@ -9,7 +9,7 @@ use crate::dead_letter::{self, Status};
 use crate::event::Event;
 use crate::policy::{Outcome, Reason};
 use crate::projection::{Applied, Projection};
-use crate::store::{ReadTx, on_tx};
+use crate::store::ReadTx;
 use crate::{Error, Result};
 
 /// What a batch did.
@@ -222,13 +222,7 @@ pub async fn apply_batch(
     };
     if let Some((i, _)) = &stop {
         // The unhandled events' ids were admitted above; forget them so a restart applies them.
-        for e in &events[*i..] {
-            if let Some(id) = &e.id {
-                on_tx!(tx, c => sqlx::query("DELETE FROM strangler_projection_dedup WHERE projection = $1 AND version = $2 AND event_id = $3 AND topic = $4 AND partition = $5 AND \"offset\" = $6")
-                    .bind(name).bind(i64::from(version)).bind(id).bind(&e.record.topic).bind(e.record.partition).bind(e.record.offset)
-                    .execute(c).await?.rows_affected());
-            }
-        }
+        crate::dedup::forget(tx, name, version, &events[*i..]).await?;
     }
     stats.progress = progress_of(handled);
     for p in &stats.progress {

@@ -1,11 +1,44 @@
 //! Deduplication by event id, in the batch's transaction: the relay delivers at least once, so
 //! the same event may arrive twice (even at two offsets); it is applied once.
+//!
+//! On PostgreSQL the key is a 16-byte `uuid` (event ids are uuids once decoded; any other id is
+//! kept as the md5 of its text, as migration 0007 converted old rows). A batch's ids go in with
+//! one plain `INSERT` in a savepoint: relay duplicates are rare, so in the common case every id
+//! is new and nothing else is needed. When the unique index refuses one (a duplicate, or another
+//! batch of the same version recording the same id at that moment), the batch goes back to the
+//! savepoint and inserts with `ON CONFLICT DO NOTHING RETURNING`, which waits for the other
+//! transaction and says which ids are new. `ON CONFLICT` alone would also do it, but its
+//! speculative insertion costs about twice as much per row, and this insert is the projector's
+//! largest cost after the read model's own rows (docs/BENCHMARKS.md, Projector). A separate
+//! "which of these are recorded" read is not used: with a 5,000-element array its plan depends
+//! on the table's statistics, and on a table that grew since it was last analyzed it became a
+//! sequential scan per batch.
 
 use std::collections::HashSet;
+
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
 
 use crate::event::Event;
 use crate::store::{ReadTx, now_ms, on_pool, on_tx};
 use strangler_store::Store;
+
+/// Records ids none of which is recorded yet (the unique index refuses the batch otherwise).
+const PG_ADMIT: &str = "INSERT INTO strangler_projection_dedup \
+    (projection, version, event_id, topic, partition, \"offset\", applied_at_ms) \
+    SELECT $1, $2, e.id, e.t, e.p, e.o, $7 \
+    FROM UNNEST($3::uuid[], $4::text[], $5::int4[], $6::int8[]) AS e(id, t, p, o)";
+
+/// The fallback when some id is recorded (or being recorded): returns the ids inserted.
+const PG_ADMIT_RACING: &str = "INSERT INTO strangler_projection_dedup \
+    (projection, version, event_id, topic, partition, \"offset\", applied_at_ms) \
+    SELECT $1, $2, e.id, e.t, e.p, e.o, $7 \
+    FROM UNNEST($3::uuid[], $4::text[], $5::int4[], $6::int8[]) AS e(id, t, p, o) \
+    ON CONFLICT DO NOTHING RETURNING event_id";
+
+const SP: &str = "SAVEPOINT strangler_dedup";
+const SP_BACK: &str = "ROLLBACK TO SAVEPOINT strangler_dedup";
+const SP_OK: &str = "RELEASE SAVEPOINT strangler_dedup";
 
 /// Records the batch's event ids and returns, per event, whether it is new (the first time this
 /// id is seen, in the table and within the batch). Events without an id are always new.
@@ -17,42 +50,77 @@ pub async fn admit(
 ) -> Result<Vec<bool>, sqlx::Error> {
     let now = now_ms();
     let version = i64::from(version);
-    let mut fresh: HashSet<String> = HashSet::new();
     match tx {
         ReadTx::Pg(t) => {
-            let mut ids = Vec::new();
-            let mut topics = Vec::new();
-            let mut parts = Vec::new();
-            let mut offsets = Vec::new();
-            for e in events {
-                if let Some(id) = &e.id {
-                    ids.push(id.clone());
+            let keys = pg_keys(t, events).await?;
+            // Only an id's first occurrence in the batch can apply; only it is recorded.
+            let mut first: HashSet<Uuid> = HashSet::with_capacity(events.len());
+            let mut is_first = Vec::with_capacity(events.len());
+            let (mut ids, mut topics, mut parts, mut offsets) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for (e, k) in events.iter().zip(&keys) {
+                let new = k.is_some_and(|k| first.insert(k));
+                is_first.push(new);
+                if let (true, Some(k)) = (new, k) {
+                    ids.push(*k);
                     topics.push(e.record.topic.clone());
                     parts.push(e.record.partition);
                     offsets.push(e.record.offset);
                 }
             }
-            if !ids.is_empty() {
-                let rows: Vec<String> = sqlx::query_scalar(
-                    "INSERT INTO strangler_projection_dedup \
-                     (projection, version, event_id, topic, partition, \"offset\", applied_at_ms) \
-                     SELECT $1, $2, e.id, e.t, e.p, e.o, $3 \
-                     FROM UNNEST($4::text[], $5::text[], $6::int4[], $7::int8[]) AS e(id, t, p, o) \
-                     ON CONFLICT DO NOTHING RETURNING event_id",
-                )
-                .bind(projection)
-                .bind(version)
-                .bind(now)
-                .bind(&ids)
-                .bind(&topics)
-                .bind(&parts)
-                .bind(&offsets)
-                .fetch_all(&mut **t)
-                .await?;
-                fresh.extend(rows);
-            }
+            let recorded: HashSet<Uuid> = if ids.is_empty() {
+                HashSet::new()
+            } else {
+                sqlx::Executor::execute(&mut **t, SP).await?;
+                let fast = sqlx::query(PG_ADMIT)
+                    .bind(projection)
+                    .bind(version)
+                    .bind(&ids)
+                    .bind(&topics)
+                    .bind(&parts)
+                    .bind(&offsets)
+                    .bind(now)
+                    .execute(&mut **t)
+                    .await;
+                match fast {
+                    Ok(_) => {
+                        sqlx::Executor::execute(&mut **t, SP_OK).await?;
+                        HashSet::new()
+                    }
+                    Err(e) if is_unique_violation(&e) => {
+                        sqlx::Executor::execute(&mut **t, SP_BACK).await?;
+                        sqlx::Executor::execute(&mut **t, SP_OK).await?;
+                        let inserted: HashSet<Uuid> = sqlx::query_scalar(PG_ADMIT_RACING)
+                            .bind(projection)
+                            .bind(version)
+                            .bind(&ids)
+                            .bind(&topics)
+                            .bind(&parts)
+                            .bind(&offsets)
+                            .bind(now)
+                            .fetch_all(&mut **t)
+                            .await?
+                            .into_iter()
+                            .collect();
+                        ids.iter()
+                            .filter(|id| !inserted.contains(id))
+                            .copied()
+                            .collect()
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            Ok(keys
+                .iter()
+                .zip(is_first)
+                .map(|(k, first)| match k {
+                    None => true,
+                    Some(k) => first && !recorded.contains(k),
+                })
+                .collect())
         }
         ReadTx::Sqlite(t) => {
+            let mut fresh: HashSet<String> = HashSet::new();
             for e in events {
                 let Some(id) = &e.id else { continue };
                 let n = sqlx::query(
@@ -74,16 +142,129 @@ pub async fn admit(
                     fresh.insert(id.clone());
                 }
             }
+            // `fresh` holds ids inserted now; only their first occurrence in the batch applies.
+            Ok(events
+                .iter()
+                .map(|e| match &e.id {
+                    None => true,
+                    Some(id) => fresh.remove(id),
+                })
+                .collect())
         }
     }
-    // `fresh` holds ids inserted now; only their first occurrence in the batch applies.
-    Ok(events
-        .iter()
-        .map(|e| match &e.id {
-            None => true,
-            Some(id) => fresh.remove(id),
-        })
-        .collect())
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
+}
+
+/// Each event's PostgreSQL dedup key: its id as a uuid, or the md5 of an id that is not one
+/// (asked of the server, in one round trip, only when the batch holds such an id).
+async fn pg_keys(
+    t: &mut Transaction<'static, Postgres>,
+    events: &[Event],
+) -> Result<Vec<Option<Uuid>>, sqlx::Error> {
+    let mut keys: Vec<Option<Uuid>> = Vec::with_capacity(events.len());
+    // Owned: a borrowed `&str` bound across an await makes the future's `Send` too narrow for a
+    // spawned task (rustc's higher-ranked lifetime limitation).
+    let mut raw: Vec<(usize, String)> = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        keys.push(match e.id.as_deref() {
+            None => None,
+            Some(id) => match parse_hyphenated(id) {
+                Some(u) => Some(u),
+                None => {
+                    raw.push((i, id.to_string()));
+                    None
+                }
+            },
+        });
+    }
+    if !raw.is_empty() {
+        let texts: Vec<String> = raw.iter().map(|(_, s)| s.clone()).collect();
+        let hashed: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT md5(r)::uuid FROM UNNEST($1::text[]) WITH ORDINALITY AS u(r, n) ORDER BY n",
+        )
+        .bind(&texts)
+        .fetch_all(&mut **t)
+        .await?;
+        for ((i, _), h) in raw.iter().zip(hashed) {
+            keys[*i] = Some(h);
+        }
+    }
+    Ok(keys)
+}
+
+/// A uuid in its 36-character hyphenated form (either case), the form migration 0007 kept as is.
+fn parse_hyphenated(id: &str) -> Option<Uuid> {
+    if id.len() != 36 {
+        return None;
+    }
+    Uuid::try_parse(id).ok()
+}
+
+/// Forgets the ids `events` recorded at their own offsets (a batch that stopped part way: its
+/// unhandled events must apply after a restart). An id recorded at another offset stays.
+pub async fn forget(
+    tx: &mut ReadTx,
+    projection: &str,
+    version: u32,
+    events: &[Event],
+) -> Result<u64, sqlx::Error> {
+    let version = i64::from(version);
+    match tx {
+        ReadTx::Pg(t) => {
+            let keys = pg_keys(t, events).await?;
+            let (mut ids, mut topics, mut parts, mut offsets) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for (e, k) in events.iter().zip(keys) {
+                if let Some(k) = k {
+                    ids.push(k);
+                    topics.push(e.record.topic.clone());
+                    parts.push(e.record.partition);
+                    offsets.push(e.record.offset);
+                }
+            }
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            Ok(sqlx::query(
+                "DELETE FROM strangler_projection_dedup d \
+                 USING UNNEST($3::uuid[], $4::text[], $5::int4[], $6::int8[]) AS e(id, t, p, o) \
+                 WHERE d.projection = $1 AND d.version = $2 AND d.event_id = e.id \
+                 AND d.topic = e.t AND d.partition = e.p AND d.\"offset\" = e.o",
+            )
+            .bind(projection)
+            .bind(version)
+            .bind(&ids)
+            .bind(&topics)
+            .bind(&parts)
+            .bind(&offsets)
+            .execute(&mut **t)
+            .await?
+            .rows_affected())
+        }
+        ReadTx::Sqlite(t) => {
+            let mut n = 0;
+            for e in events {
+                let Some(id) = &e.id else { continue };
+                n += sqlx::query(
+                    "DELETE FROM strangler_projection_dedup WHERE projection = $1 AND version = $2 \
+                     AND event_id = $3 AND topic = $4 AND partition = $5 AND \"offset\" = $6",
+                )
+                .bind(projection)
+                .bind(version)
+                .bind(id)
+                .bind(&e.record.topic)
+                .bind(e.record.partition)
+                .bind(e.record.offset)
+                .execute(&mut **t)
+                .await?
+                .rows_affected();
+            }
+            Ok(n)
+        }
+    }
 }
 
 /// Forgets ids recorded at or after `offset` in a partition, so a replay applies them again.
@@ -124,4 +305,165 @@ pub async fn prune(
         .execute(p)
         .await?
         .rows_affected()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use strangler_bus::Record;
+    use strangler_test_support::{pg_database, sqlite_file};
+
+    use super::*;
+
+    const A: &str = "0190a6f4-1c2b-7d3e-8f40-5a6b7c8d9e01";
+    const B: &str = "0190a6f4-1c2b-7d3e-8f40-5a6b7c8d9e02";
+    const C: &str = "0190a6f4-1c2b-7d3e-8f40-5a6b7c8d9e03";
+
+    fn ev(id: Option<&str>, partition: i32, offset: i64) -> Event {
+        Event {
+            record: Record {
+                topic: "orders".into(),
+                partition,
+                offset,
+                key: Some(b"k".to_vec()),
+                value: Some(b"{}".to_vec()),
+                headers: Vec::new(),
+                timestamp_ms: None,
+            },
+            id: id.map(str::to_string),
+            event_type: Some("T".into()),
+            key: Some("k".into()),
+            payload: Ok(serde_json::json!({})),
+        }
+    }
+
+    async fn store(url: &str) -> Store {
+        let s = Store::connect(url).await.expect("connecting");
+        s.migrate().await.expect("migrating");
+        s
+    }
+
+    async fn admit_committed(store: &Store, events: &[Event]) -> Vec<bool> {
+        let mut tx = ReadTx::begin(store).await.expect("begin");
+        let fresh = admit(&mut tx, "p", 1, events).await.expect("admit");
+        tx.commit().await.expect("commit");
+        fresh
+    }
+
+    /// Within a batch only an id's first occurrence applies; across batches a recorded id never
+    /// applies again, whether it is a uuid (in either case) or an id that is not one.
+    async fn each_id_is_admitted_once(store: &Store) {
+        let first = [
+            ev(Some(A), 0, 0),
+            ev(Some(B), 0, 1),
+            ev(Some(A), 0, 2),
+            ev(Some("legacy-17"), 0, 3),
+            ev(Some("legacy-17"), 0, 4),
+            ev(None, 0, 5),
+            ev(None, 0, 6),
+        ];
+        assert_eq!(
+            admit_committed(store, &first).await,
+            [true, true, false, true, false, true, true]
+        );
+        let upper_a = A.to_uppercase();
+        let second = [
+            ev(Some(A), 1, 10),
+            ev(Some(C), 1, 11),
+            ev(Some("legacy-17"), 1, 12),
+            ev(Some(&upper_a), 1, 13),
+            ev(Some("legacy-18"), 1, 14),
+        ];
+        let expected_upper = matches!(store, Store::Sqlite(_)); // SQLite keys are the text
+        assert_eq!(
+            admit_committed(store, &second).await,
+            [false, true, false, expected_upper, true]
+        );
+    }
+
+    #[tokio::test]
+    async fn postgres_admits_each_id_once() {
+        let db = pg_database().await;
+        let s = store(&db.url).await;
+        each_id_is_admitted_once(&s).await;
+        let Store::Postgres(pool) = &s else {
+            unreachable!()
+        };
+        // The key of an id that is not a uuid is the md5 of its text, as migration 0007 made it.
+        let legacy: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM strangler_projection_dedup WHERE event_id = md5('legacy-17')::uuid",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("counting");
+        assert_eq!(legacy, 1);
+    }
+
+    #[tokio::test]
+    async fn sqlite_admits_each_id_once() {
+        let db = sqlite_file();
+        each_id_is_admitted_once(&store(&db.url).await).await;
+    }
+
+    #[tokio::test]
+    async fn forgetting_lets_the_unhandled_events_apply_again() {
+        let db = pg_database().await;
+        let s = store(&db.url).await;
+        admit_committed(
+            &s,
+            &[ev(Some(A), 0, 0), ev(Some(B), 0, 1), ev(Some("x"), 0, 2)],
+        )
+        .await;
+        let mut tx = ReadTx::begin(&s).await.expect("begin");
+        // A was recorded at offset 0, not 5: a later duplicate's offset forgets nothing.
+        let gone = forget(
+            &mut tx,
+            "p",
+            1,
+            &[ev(Some(B), 0, 1), ev(Some("x"), 0, 2), ev(Some(A), 0, 5)],
+        )
+        .await
+        .expect("forget");
+        assert_eq!(gone, 2);
+        let fresh = admit(
+            &mut tx,
+            "p",
+            1,
+            &[ev(Some(A), 0, 0), ev(Some(B), 0, 1), ev(Some("x"), 0, 2)],
+        )
+        .await
+        .expect("admit");
+        assert_eq!(fresh, [false, true, true]);
+        tx.commit().await.expect("commit");
+    }
+
+    /// Two batches of one version (different partitions) record the same id at once: the second
+    /// waits for the first, then drops the id instead of failing.
+    #[tokio::test]
+    async fn a_racing_batch_waits_and_drops_the_id_the_other_recorded() {
+        let db = pg_database().await;
+        let s = store(&db.url).await;
+        let mut first = ReadTx::begin(&s).await.expect("begin");
+        let fresh = admit(&mut first, "p", 1, &[ev(Some(A), 0, 0)])
+            .await
+            .expect("admit");
+        assert_eq!(fresh, [true]);
+        let s2 = s.clone();
+        let second = tokio::spawn(async move {
+            let mut tx = ReadTx::begin(&s2).await.expect("begin");
+            let fresh = admit(&mut tx, "p", 1, &[ev(Some(B), 1, 7), ev(Some(A), 1, 8)])
+                .await
+                .expect("admit");
+            tx.commit().await.expect("commit");
+            fresh
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !second.is_finished(),
+            "the second batch waits for the first"
+        );
+        first.commit().await.expect("commit");
+        assert_eq!(second.await.expect("second batch"), [true, false]);
+    }
 }
