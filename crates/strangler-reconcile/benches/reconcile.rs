@@ -164,7 +164,12 @@ async fn main() {
         a.naive_identical,
     )
     .await;
-    line("identical, same types", a.identical_rows, &fast, slow.as_ref());
+    line(
+        "identical, same types",
+        a.identical_rows,
+        &fast,
+        slow.as_ref(),
+    );
     sqlx::raw_sql("DROP TABLE big_legacy; DROP TABLE big_projection")
         .execute(&mut conn)
         .await

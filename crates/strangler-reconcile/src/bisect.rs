@@ -158,17 +158,25 @@ pub async fn locate<S: ChecksumSource>(
         Key::Int(_) => {
             progress(Tick::Total(range.width().unwrap_or(0)));
             range
-            .buckets(&Cuts::Width(range.bucket_width(opts.root_queries)))
-            .into_iter()
-            .map(|s| (s, Plan::Ready(Cuts::Width(opts.chunk_size.max(1) as i64)), 0))
-            .collect()
+                .buckets(&Cuts::Width(range.bucket_width(opts.root_queries)))
+                .into_iter()
+                .map(|s| {
+                    (
+                        s,
+                        Plan::Ready(Cuts::Width(opts.chunk_size.max(1) as i64)),
+                        0,
+                    )
+                })
+                .collect()
         }
         Key::Text(_) => {
             let bounds = src
                 .boundaries(Side::Legacy, &range, opts.chunk_size.max(1))
                 .await?;
             out.queries += 1;
-            progress(Tick::Total((bounds.len() as u64 + 1) * opts.chunk_size.max(1)));
+            progress(Tick::Total(
+                (bounds.len() as u64 + 1) * opts.chunk_size.max(1),
+            ));
             slices(&range, bounds, roots)
                 .into_iter()
                 .map(|(s, b)| (s, Plan::Ready(Cuts::At(b)), 0))
@@ -230,7 +238,9 @@ pub async fn locate<S: ChecksumSource>(
                     Decision::Split if depth < MAX_DEPTH => {
                         out.chunks_differing += 1;
                         let plan = match bucket.lo {
-                            Key::Int(_) => Plan::Ready(Cuts::Width(bucket.bucket_width(opts.factor))),
+                            Key::Int(_) => {
+                                Plan::Ready(Cuts::Width(bucket.bucket_width(opts.factor)))
+                            }
                             Key::Text(_) => {
                                 let (side, rows) = if a.count >= b.count {
                                     (Side::Legacy, a.count)

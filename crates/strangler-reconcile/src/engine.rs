@@ -11,9 +11,9 @@ use strangler_diff::RuleSet;
 
 use crate::bisect::{self, Checksum, ChecksumSource, Side, Tick};
 use crate::checksum::{Column, Shape, native_column};
-use crate::key::{Cuts, Key, KeyKind, Segment, Upper};
 use crate::db::{Db, Dialect};
 use crate::error::{Error, Result};
+use crate::key::{Cuts, Key, KeyKind, Segment, Upper};
 use crate::normalize::Class;
 use crate::progress::Progress;
 use crate::redact::Redactor;
@@ -375,11 +375,7 @@ impl Reconciler {
 impl ChecksumSource for Reconciler {
     type Error = Error;
 
-    async fn checksums(
-        &self,
-        side: Side,
-        batch: &[(Segment, Cuts)],
-    ) -> Result<Vec<Vec<Checksum>>> {
+    async fn checksums(&self, side: Side, batch: &[(Segment, Cuts)]) -> Result<Vec<Vec<Checksum>>> {
         match side {
             Side::Legacy => self.legacy.checksums(batch).await,
             Side::Projection => self.projection.checksums(batch).await,
@@ -469,13 +465,20 @@ fn pair_columns(
 /// How keys compare, the same on both sides: `column_types` of the legacy key when given;
 /// otherwise uuid when either side declares a uuid, integer when both declare integers, and text
 /// (in byte order) for anything else.
-fn key_kind(rc: &ReconcileConfig, lcols: &[(String, String)], pcols: &[(String, String)]) -> KeyKind {
+fn key_kind(
+    rc: &ReconcileConfig,
+    lcols: &[(String, String)],
+    pcols: &[(String, String)],
+) -> KeyKind {
     let declared = |cols: &[(String, String)], key: &str| {
         cols.iter()
             .find(|(n, _)| n == key)
             .map_or(Class::Text, |(_, t)| Class::of_type_name(t))
     };
-    let configured = rc.column_types.get(&rc.legacy.key).and_then(|t| Class::parse(t));
+    let configured = rc
+        .column_types
+        .get(&rc.legacy.key)
+        .and_then(|t| Class::parse(t));
     let (l, p) = (
         declared(lcols, &rc.legacy.key),
         declared(pcols, &rc.projection.key),
@@ -517,7 +520,10 @@ fn native_columns(
             return None;
         }
         l.push(native_column(&legacy.shape.column(&pair.legacy), &lt)?);
-        p.push(native_column(&projection.shape.column(&pair.projection), &pt)?);
+        p.push(native_column(
+            &projection.shape.column(&pair.projection),
+            &pt,
+        )?);
     }
     Some((l, p))
 }

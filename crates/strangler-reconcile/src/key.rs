@@ -201,7 +201,14 @@ mod tests {
     fn integer_buckets_are_arithmetic() {
         let seg = Segment::ints(10, 35);
         let b = seg.buckets(&Cuts::Width(10));
-        assert_eq!(b, vec![Segment::ints(10, 20), Segment::ints(20, 30), Segment::ints(30, 35)]);
+        assert_eq!(
+            b,
+            vec![
+                Segment::ints(10, 20),
+                Segment::ints(20, 30),
+                Segment::ints(30, 35)
+            ]
+        );
         assert_eq!(seg.bucket_of(&Key::Int(29), &Cuts::Width(10)), 1);
         assert_eq!(seg.width(), Some(25));
     }

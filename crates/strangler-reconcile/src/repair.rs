@@ -39,7 +39,11 @@ pub async fn repair_and_recheck<R: Repairer>(
     report: &crate::report::Report,
     repairer: &R,
 ) -> Result<Repaired> {
-    let keys: Vec<String> = report.drifted_keys.iter().map(ToString::to_string).collect();
+    let keys: Vec<String> = report
+        .drifted_keys
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let outcome = repairer.repair(&keys).await?;
     let recheck = reconciler.recheck(&report.drifted_keys).await?;
     Ok(Repaired { outcome, recheck })

@@ -84,7 +84,9 @@ impl Differ<'_> {
         } else {
             Kind::Missing
         };
-        report.record(kind, l.key.clone(), self.exemplars, || self.whole_row(l, true));
+        report.record(kind, l.key.clone(), self.exemplars, || {
+            self.whole_row(l, true)
+        });
     }
 
     /// A row only the projection has.
@@ -127,22 +129,24 @@ impl Differ<'_> {
         for c in &columns {
             *report.columns.entry(c.clone()).or_default() += 1;
         }
-        report.record(Kind::Different, l.key.clone(), self.exemplars, || Exemplar {
-            key: l.key.to_string(),
-            values: Vec::new(),
-            changes: self
-                .pairs
-                .iter()
-                .enumerate()
-                .filter(|(_, pair)| columns.contains(&pair.projection))
-                .map(|(i, pair)| {
-                    (
-                        pair.projection.clone(),
-                        self.redactor.show(&pair.legacy, l.values[i].as_deref()),
-                        self.redactor.show(&pair.projection, p.values[i].as_deref()),
-                    )
-                })
-                .collect(),
+        report.record(Kind::Different, l.key.clone(), self.exemplars, || {
+            Exemplar {
+                key: l.key.to_string(),
+                values: Vec::new(),
+                changes: self
+                    .pairs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, pair)| columns.contains(&pair.projection))
+                    .map(|(i, pair)| {
+                        (
+                            pair.projection.clone(),
+                            self.redactor.show(&pair.legacy, l.values[i].as_deref()),
+                            self.redactor.show(&pair.projection, p.values[i].as_deref()),
+                        )
+                    })
+                    .collect(),
+            }
         });
     }
 

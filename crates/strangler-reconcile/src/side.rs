@@ -124,7 +124,9 @@ impl SideTable {
             None => batch
                 .iter()
                 .enumerate()
-                .filter_map(|(i, one)| Some((i, self.shape.bucket_stmt(std::slice::from_ref(one))?)))
+                .filter_map(|(i, one)| {
+                    Some((i, self.shape.bucket_stmt(std::slice::from_ref(one))?))
+                })
                 .collect(),
         };
         // Bucket numbers run on across the segments of a query: map them back.

@@ -277,7 +277,10 @@ async fn text_keys_are_cut_at_sampled_boundaries_and_drift_is_found_exactly() {
         assert!(covered(&out.leaves, k.clone()), "key {k} not located");
     }
     for leaf in &out.leaves {
-        assert!(drifted.iter().any(|k| leaf.contains(k)), "leaf {leaf:?} holds no drift");
+        assert!(
+            drifted.iter().any(|k| leaf.contains(k)),
+            "leaf {leaf:?} holds no drift"
+        );
     }
     // Leaves are small: a sampled split cuts by rows, whatever the keys look like.
     let fetched: usize = out

@@ -286,9 +286,10 @@ impl Shape {
 
     fn grouped(&self, bucket: &str, from: &str, filter: &str, row: &str) -> String {
         let (count, sum) = match (self.dialect, &self.native) {
-            (Dialect::Postgres, Some(cols)) => {
-                ("count(*)::bigint".to_string(), postgres::native_hash_sum(cols))
-            }
+            (Dialect::Postgres, Some(cols)) => (
+                "count(*)::bigint".to_string(),
+                postgres::native_hash_sum(cols),
+            ),
             (Dialect::Postgres, None) => ("count(*)::bigint".to_string(), postgres::hash_sum(row)),
             _ => ("COUNT(*)".to_string(), mysql::hash_sum(row)),
         };
@@ -296,7 +297,9 @@ impl Shape {
             Dialect::Postgres => format!("({bucket})::bigint"),
             _ => format!("CAST({bucket} AS SIGNED)"),
         };
-        format!("SELECT {bucket} AS b, {count} AS n, {sum} AS h FROM {from} WHERE {filter} GROUP BY 1")
+        format!(
+            "SELECT {bucket} AS b, {count} AS n, {sum} AS h FROM {from} WHERE {filter} GROUP BY 1"
+        )
     }
 
     /// Key and normalized row text within `segs`, for hashing in Rust.
@@ -414,11 +417,17 @@ mod tests {
             key_kind: KeyKind::Text,
             ..shape(d)
         };
-        let pg = text(Dialect::Postgres).rows_stmt(std::slice::from_ref(&seg)).sql;
+        let pg = text(Dialect::Postgres)
+            .rows_stmt(std::slice::from_ref(&seg))
+            .sql;
         assert!(pg.contains("COLLATE \"C\" <= $2"), "{pg}");
-        let my = text(Dialect::MySql).rows_stmt(std::slice::from_ref(&seg)).sql;
+        let my = text(Dialect::MySql)
+            .rows_stmt(std::slice::from_ref(&seg))
+            .sql;
         assert!(my.contains("AS BINARY) >= ?"), "{my}");
-        let lite = text(Dialect::Sqlite).rows_stmt(std::slice::from_ref(&seg)).sql;
+        let lite = text(Dialect::Sqlite)
+            .rows_stmt(std::slice::from_ref(&seg))
+            .sql;
         assert!(lite.contains("COLLATE BINARY"), "{lite}");
         let uuid = Shape {
             key_kind: KeyKind::Uuid,
@@ -445,7 +454,15 @@ mod tests {
             ..shape(Dialect::MySql)
         };
         let at = Cuts::At(vec!["ab".into()]);
-        assert!(mysql_text.bucket_stmt(&[(seg.clone(), at.clone())]).is_some());
-        assert!(mysql_text.bucket_stmt(&[(seg.clone(), at.clone()), (seg, at)]).is_none());
+        assert!(
+            mysql_text
+                .bucket_stmt(&[(seg.clone(), at.clone())])
+                .is_some()
+        );
+        assert!(
+            mysql_text
+                .bucket_stmt(&[(seg.clone(), at.clone()), (seg, at)])
+                .is_none()
+        );
     }
 }
