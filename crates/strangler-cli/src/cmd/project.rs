@@ -58,7 +58,7 @@ pub async fn projector(config: &Config) -> anyhow::Result<Projector> {
     .await?;
     let source = source(config).await?;
     let dir = config.resolve(&config.projections.dir);
-    let mut p = Projector::load(read, source, &dir)
+    let mut p = Projector::load_with_sinks(read, source, &dir, &config.projections.sinks)
         .with_context(|| format!("loading projections from {}", dir.display()))?;
     if let Some(gate) = super::contracts::projector_gate(config)? {
         p = p.with_contracts(gate);
@@ -127,7 +127,7 @@ pub async fn run(global: &GlobalArgs, cmd: &ProjectCommand) -> anyhow::Result<Ex
             force,
         } => {
             let p = projector(&config).await?;
-            version::promote(&p.store, name, *v, &p.versions(name), *force)
+            p.promote(name, *v, *force)
                 .await
                 .with_context(|| format!("promoting {name} to v{v}"))?;
             println!("{name}: readers now see v{v}");
@@ -136,7 +136,7 @@ pub async fn run(global: &GlobalArgs, cmd: &ProjectCommand) -> anyhow::Result<Ex
         ProjectCommand::Retire { name, version: v } => {
             let p = projector(&config).await?;
             let one = p.one(name, Some(*v))?;
-            version::retire(&p.store, one.as_ref())
+            p.retire(&one)
                 .await
                 .with_context(|| format!("retiring {name} v{v}"))?;
             println!("{name} v{v}: tables, checkpoints, dedup keys and dead letters dropped");
@@ -401,7 +401,7 @@ async fn dead_letters(config: &Config, cmd: &DeadLettersCommand) -> anyhow::Resu
         DeadLettersCommand::Redrive { name, version, id } => {
             let p = projector(config).await?;
             let one: Arc<strangler_projector::SqlProjection> = p.one(name, *version)?;
-            let one = p.contracted(one);
+            let one = p.redrivable(one);
             let r = dead_letter::redrive(&p.store, one.as_ref(), *id).await?;
             println!(
                 "{name} v{}: {} re-driven and applied, {} failed again (still open)",

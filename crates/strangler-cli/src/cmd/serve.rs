@@ -6,6 +6,7 @@ use anyhow::Context;
 use strangler_projector::SqlProjection;
 use strangler_projector::definition::{load_dir, load_routes_dir};
 use strangler_projector::read_api::{ReadApi, app};
+use strangler_projector::sink::Sinks;
 use strangler_store::{Store, redact_url};
 use strangler_telemetry::Shutdown;
 
@@ -37,11 +38,13 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<ExitCo
         }
         None => Vec::new(),
     };
+    let sinks = Sinks::build(&defs, &config.projections.sinks)
+        .with_context(|| format!("loading projection sinks from {}", dir.display()))?;
     let projections: Vec<_> = defs
         .into_iter()
         .map(|(_, d)| std::sync::Arc::new(SqlProjection::new(d)))
         .collect();
-    let api = ReadApi::with_route_files(store, &projections, &route_files);
+    let api = ReadApi::with_route_files(store, &projections, &route_files).with_sinks(sinks);
     let listen = args
         .listen
         .clone()
