@@ -10,3 +10,4 @@ mod projector;
 mod proxy;
 mod reconcile;
 mod relay;
+mod sinks;
