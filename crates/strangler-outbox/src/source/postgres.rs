@@ -73,7 +73,10 @@ pub(crate) async fn connect_pair(
     .bind(sql::quote(Dialect::Postgres, &cfg.table))
     .bind(&cfg.columns.payload)
     .fetch_optional(&mut conn)
-    .await?;
+    .await
+    // Not knowing (older servers lack `to_regclass(text)`) only means checking every payload.
+    .ok()
+    .flatten();
     let lease = PgLease {
         conn,
         payload_is_json: matches!(payload_type.as_deref(), Some("json" | "jsonb")),
