@@ -936,7 +936,11 @@ async fn a_mismatch_the_lag_reask_confirms_is_reported_with_the_fresh_pairs_diff
     // Drift: the key was missing at first (lag), then differs in `total` only. What is reported
     // is the drift, seen in the re-asked pair, not the first pair's "missing" fields.
     let a = fetch(&c, &p, "/orders/drift-1", &[]).await;
-    assert_eq!(a.body, order("drift-1").as_bytes(), "the client gets legacy's bytes");
+    assert_eq!(
+        a.body,
+        order("drift-1").as_bytes(),
+        "the client gets legacy's bytes"
+    );
     let obs = tokio::time::timeout(Duration::from_secs(10), feed.recv())
         .await
         .expect("the copy is judged")
@@ -949,7 +953,10 @@ async fn a_mismatch_the_lag_reask_confirms_is_reported_with_the_fresh_pairs_diff
         .map(|d| (d.path.as_str(), d.kind.as_str()))
         .collect();
     assert_eq!(diffs, vec![("/total", "value")], "{diffs:?}");
-    let ex = obs.exchange.as_ref().expect("a mismatch carries its exchange");
+    let ex = obs
+        .exchange
+        .as_ref()
+        .expect("a mismatch carries its exchange");
     assert_eq!(ex.candidate.status, StatusCode::OK);
     assert_eq!(
         ex.candidate.body,

@@ -62,7 +62,8 @@ fn cpu_time() -> Duration {
     let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
     // USER_HZ is 100 on Linux.
     Duration::from_millis(ticks * 10)
 }
@@ -91,7 +92,10 @@ async fn one(
                 uri.clone(),
                 forward::drained(make()),
             );
-            forward::send(early, req, timeout).await.ok().map(|(r, _)| r)
+            forward::send(early, req, timeout)
+                .await
+                .ok()
+                .map(|(r, _)| r)
         }
         Variant::Plain => {
             let mut req = http::Request::new(make());
@@ -137,11 +141,7 @@ async fn round(
     let wall = start.elapsed();
     let used = cpu_time().saturating_sub(cpu);
     let n = (per * concurrency) as f64;
-    (
-        n / wall.as_secs_f64(),
-        used.as_secs_f64() * 1e6 / n,
-        errors,
-    )
+    (n / wall.as_secs_f64(), used.as_secs_f64() * 1e6 / n, errors)
 }
 
 /// Runs futures concurrently on this task (no spawning: the runtime has one thread).
