@@ -114,14 +114,19 @@ async fn one(
     }
 }
 
+/// The two clients and the request they both send.
+struct Bench<'a> {
+    early: &'a forward::Client,
+    plain: &'a Plain,
+    method: &'a Method,
+    uri: &'a Uri,
+    body: &'a Bytes,
+}
+
 /// `requests` requests from `concurrency` workers; (requests/s, CPU µs per request, errors).
 async fn round(
     v: Variant,
-    early: &forward::Client,
-    plain: &Plain,
-    method: &Method,
-    uri: &Uri,
-    body: &Bytes,
+    b: &Bench<'_>,
     requests: usize,
     concurrency: usize,
 ) -> (f64, f64, usize) {
@@ -131,7 +136,7 @@ async fn round(
     let workers = (0..concurrency).map(|_| async move {
         let mut errors = 0;
         for _ in 0..per {
-            if !one(v, early, plain, method, uri, body).await {
+            if !one(v, b.early, b.plain, b.method, b.uri, b.body).await {
                 errors += 1;
             }
         }
@@ -202,8 +207,15 @@ fn main() {
         let body = Bytes::from(vec![b'x'; 2048]);
         for (method, body) in [(Method::GET, Bytes::new()), (Method::POST, body)] {
             // Warm both pools.
+            let b = Bench {
+                early: &early,
+                plain: &plain,
+                method: &method,
+                uri: &uri,
+                body: &body,
+            };
             for v in [Variant::Plain, Variant::Early] {
-                round(v, &early, &plain, &method, &uri, &body, concurrency * 50, concurrency).await;
+                round(v, &b, concurrency * 50, concurrency).await;
             }
             let mut seen = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
             for r in 0..rounds {
@@ -213,9 +225,7 @@ fn main() {
                     [Variant::Early, Variant::Plain]
                 };
                 for v in order {
-                    let (rps, cpu_us, errors) =
-                        round(v, &early, &plain, &method, &uri, &body, requests, concurrency)
-                            .await;
+                    let (rps, cpu_us, errors) = round(v, &b, requests, concurrency).await;
                     let name = if v == Variant::Early { "early" } else { "plain" };
                     println!(
                         "{method} round {r} {name}: {rps:.0} req/s, {cpu_us:.1} CPU µs/request, {errors} errors"
