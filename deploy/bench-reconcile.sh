@@ -3,7 +3,8 @@
 #   (1) verifying two identical tables of IDENTICAL_ROWS rows (default 10,000,000),
 #   (2) locating drift in two DRIFT_ROWS-row tables (default 1,000,000) where one row in
 #       DRIFT_EVERY (default 1,000: 0.1%) has a changed total, spread uniformly over the keys,
-#       plus a few deleted rows,
+#       plus a few deleted rows, twice: with the same column types on both sides (PostgreSQL's
+#       native row hash) and with one column typed differently (the portable md5 path),
 # each by chunked checksums + bisection and by the naive baseline (stream both tables in full, in
 # key order, and compare in memory), with the same row comparator. Tables are generated inside
 # PostgreSQL (generate_series) in a scratch database that is dropped afterwards.
