@@ -8,6 +8,7 @@
 //! docs/sinks.md.
 
 mod bind;
+pub mod clickhouse;
 pub mod config;
 mod interface;
 pub mod redis;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use strangler_core::config::SinksConfig;
 
+use super::clickhouse::ClickHouseSink;
 use super::redis::RedisSink;
 use super::{Sink, SinkKind};
 use crate::definition::{Problem, ProjectionDef};
@@ -54,10 +55,34 @@ impl Sinks {
                         Err(e) => problems.push(problem(e, "write it as redis://host:6379/0")),
                     }
                 }
-                SinkKind::ClickHouse => problems.push(problem(
-                    "ClickHouse sinks are not built into this binary yet".into(),
-                    "use kind = \"sql\" or \"redis\"",
-                )),
+                SinkKind::ClickHouse => {
+                    let cfg = config.clickhouse.as_ref();
+                    let url = def.sink.url.clone().or_else(|| cfg.map(|c| c.url.clone()));
+                    let Some(url) = url else {
+                        problems.push(problem(
+                            "no ClickHouse URL for this projection".into(),
+                            "add url under [sink], or [projections.sinks.clickhouse] url to the configuration",
+                        ));
+                        continue;
+                    };
+                    let database = def
+                        .sink
+                        .database
+                        .clone()
+                        .or_else(|| cfg.map(|c| c.database.clone()))
+                        .unwrap_or_else(|| "default".into());
+                    let user = cfg.and_then(|c| c.user.clone());
+                    let password = cfg.and_then(|c| c.password.clone());
+                    match ClickHouseSink::new(def, &url, &database, user, password) {
+                        Ok(s) => {
+                            by.insert((def.name.clone(), def.version), Arc::new(s));
+                        }
+                        Err(e) => problems.push(problem(
+                            e,
+                            "write the URL as http://host:8123 and fix the [sink] table shape",
+                        )),
+                    }
+                }
             }
         }
         if problems.is_empty() {
