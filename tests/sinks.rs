@@ -11,6 +11,7 @@
 #[path = "projector/support.rs"]
 mod support;
 
+mod clickhouse;
 mod kill;
 mod probe;
 mod redis_sink;
