@@ -55,7 +55,7 @@ impl ChecksumSource for Fake {
             .take_while(|(k, _)| seg.contains(k))
             .map(|(k, _)| k.clone())
             .enumerate()
-            .filter(|(i, _)| *i > 0 && *i as u64 % step == 0)
+            .filter(|(i, _)| *i > 0 && (*i as u64).is_multiple_of(step))
             .map(|(_, k)| k)
             .collect())
     }
@@ -235,7 +235,7 @@ fn buckets_cover_the_range_without_overlap() {
 /// Text keys that share long prefixes (where cutting by key arithmetic fails) and mix cases, so
 /// byte order differs from any case-insensitive or locale order.
 fn text_key(i: u64) -> Key {
-    Key::Text(format!("{}rder-{i:07}", if i % 2 == 0 { "O" } else { "o" }))
+    Key::Text(format!("{}rder-{i:07}", if i.is_multiple_of(2) { "O" } else { "o" }))
 }
 
 #[tokio::test]
