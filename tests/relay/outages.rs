@@ -61,8 +61,8 @@ async fn drain_rest(url: &str, sink: Sink) {
             ..RelayOptions::default()
         },
     );
-    let run = relay.run(&CancellationToken::new());
-    tokio::time::timeout(Duration::from_secs(60), run)
+    let cancel = CancellationToken::new();
+    tokio::time::timeout(Duration::from_secs(60), relay.run(&cancel))
         .await
         .expect("second relay drained the outbox")
         .expect("second relay ran");
