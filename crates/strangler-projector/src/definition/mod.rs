@@ -10,8 +10,8 @@ pub use model::{
     BatchConfig, Handler, PolicyConfig, ProjectionDef, ReplayConfig, RouteDef, RouteResult, Setup,
 };
 pub use routes::{RoutesFile, load_routes_dir};
-pub use validate::validate_route;
 pub use strangler_core::config::Problem;
+pub use validate::validate_route;
 
 #[cfg(test)]
 mod tests;

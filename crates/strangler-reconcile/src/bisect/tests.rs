@@ -235,7 +235,10 @@ fn buckets_cover_the_range_without_overlap() {
 /// Text keys that share long prefixes (where cutting by key arithmetic fails) and mix cases, so
 /// byte order differs from any case-insensitive or locale order.
 fn text_key(i: u64) -> Key {
-    Key::Text(format!("{}rder-{i:07}", if i.is_multiple_of(2) { "O" } else { "o" }))
+    Key::Text(format!(
+        "{}rder-{i:07}",
+        if i.is_multiple_of(2) { "O" } else { "o" }
+    ))
 }
 
 #[tokio::test]
