@@ -11,5 +11,5 @@ mod keys;
 mod kill;
 mod poison;
 mod read_api;
-mod support;
+pub(crate) mod support;
 mod versions;

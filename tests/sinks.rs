@@ -7,9 +7,7 @@
 //! The kill test drives every sink through [`probe::Probe`]: adding a sink to it is one `Probe`
 //! implementation and one line in [`kill::probes`].
 
-#[allow(dead_code)]
-#[path = "projector/support.rs"]
-mod support;
+use crate::projector::support;
 
 mod clickhouse;
 mod kill;

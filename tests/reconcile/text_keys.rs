@@ -300,9 +300,7 @@ async fn uuid_keys_match_across_mariadb_text_postgres_uuid_and_sqlite() {
 // ---------------------------------------------------------------------------------------------
 // Repair through the real binary: the order_summary projection is keyed by text order ids.
 
-#[allow(dead_code, unused_imports)]
-#[path = "../projector/support.rs"]
-mod support;
+use crate::projector::support;
 
 const RESET: &str =
     "[replay]\nreset_key = [\"DELETE FROM {{orders}} WHERE order_id = :key\"]\n\n[[handler]]";
