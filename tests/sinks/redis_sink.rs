@@ -219,9 +219,9 @@ async fn the_read_api_serves_redis_routes_and_follows_promotion() {
         "a 404 carries the watermark too"
     );
 
-    let (status, _, body) = get(&router, "/cache/customers/c-5/orders").await;
+    let (status, _, list) = get(&router, "/cache/customers/c-5/orders").await;
     assert_eq!(status, StatusCode::OK);
-    let listed: Vec<String> = body
+    let listed: Vec<String> = list
         .as_array()
         .unwrap()
         .iter()
