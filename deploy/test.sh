@@ -10,6 +10,7 @@ source deploy/lib/services.sh
 
 ensure_postgres
 ensure_mariadb
+ensure_redis               # the Redis projection sink's tests
 ensure_clickhouse          # the ClickHouse projection sink's tests
 ensure_tansu
 ensure_chromium            # the admin dashboard test drives headless Chromium
