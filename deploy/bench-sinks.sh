@@ -51,7 +51,7 @@ for sink in $SINKS; do
         log "projecting $EVENTS events into Redis (batches of $BATCH), then pipelined HSET of the same hashes"
         echo "| sink | events | batch | sink s | sink events/s | pipelined HSET s | HSET rows/s | sink / HSET |"
         echo "|---|---|---|---|---|---|---|---|"
-        target/release/examples/bench_sinks "postgres://postgres@127.0.0.1:5432/$DB" "$REDIS_URL" "$EVENTS" "$BATCH"
+        "${CARGO_TARGET_DIR:-target}"/release/examples/bench_sinks "postgres://postgres@127.0.0.1:5432/$DB" "$REDIS_URL" "$EVENTS" "$BATCH"
         log "redis-benchmark -P 16 -t set (after)"
         after=$(redis_benchmark)
         echo
@@ -68,7 +68,7 @@ for sink in $SINKS; do
             log "projecting $EVENTS events into ClickHouse ($shape, batches of $BATCH), then one bulk INSERT ... FORMAT JSONEachRow of the same rows"
             echo "| events | batch | shape | sink s | sink events/s | bulk INSERT s | bulk rows/s | sink / bulk |"
             echo "|---|---|---|---|---|---|---|---|"
-            target/release/examples/bench_clickhouse "postgres://postgres@127.0.0.1:5432/$DB" \
+            "${CARGO_TARGET_DIR:-target}"/release/examples/bench_clickhouse "postgres://postgres@127.0.0.1:5432/$DB" \
                 "http://127.0.0.1:8123/$DB" "$EVENTS" "$BATCH" "$shape"
             clickhouse_sql "DROP DATABASE IF EXISTS $DB"
             echo
