@@ -35,4 +35,4 @@ trap cleanup EXIT
 psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $DB" >/dev/null
 
 log "projecting $EVENTS events (batches of $BATCH, $IDS ids, synchronous_commit $SYNC) into PostgreSQL, then COPY of the same rows"
-target/release/examples/bench_projector "postgres://postgres@127.0.0.1:5432/$DB$OPTS" "$EVENTS" "$BATCH" "$IDS"
+"${CARGO_TARGET_DIR:-target}"/release/examples/bench_projector "postgres://postgres@127.0.0.1:5432/$DB$OPTS" "$EVENTS" "$BATCH" "$IDS"
