@@ -32,4 +32,4 @@ wait_for 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
 psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $DB" >/dev/null
 
 log "relaying $ROWS rows from PostgreSQL to tansu on 127.0.0.1:$port"
-BENCH_BROKER_PID=$TANSU_PID target/release/examples/bench_relay "postgres://postgres@127.0.0.1:5432/$DB" "127.0.0.1:$port" "$ROWS"
+BENCH_BROKER_PID=$TANSU_PID "${CARGO_TARGET_DIR:-target}"/release/examples/bench_relay "postgres://postgres@127.0.0.1:5432/$DB" "127.0.0.1:$port" "$ROWS"
