@@ -37,10 +37,10 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     cargo build --release -q -p strangler-proxy --example fixed_rate --example early_answer_cost \
         --example proxy_server
 fi
-STRANGLER=target/release/strangler
-FIXED=target/release/examples/fixed_rate
-EARLY=target/release/examples/early_answer_cost
-SERVER=target/release/examples/proxy_server
+STRANGLER="${CARGO_TARGET_DIR:-target}"/release/strangler
+FIXED="${CARGO_TARGET_DIR:-target}"/release/examples/fixed_rate
+EARLY="${CARGO_TARGET_DIR:-target}"/release/examples/early_answer_cost
+SERVER="${CARGO_TARGET_DIR:-target}"/release/examples/proxy_server
 echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)" >&2
 
 DIR=$(mktemp -d /tmp/strangler-bench.XXXXXX)
