@@ -10,8 +10,8 @@ use strangler_store::Store;
 use strangler_test_support::pg_database;
 use tokio_util::sync::CancellationToken;
 
-use super::kill::strangler_bin;
 use super::support::{BusKind, Env, StoreKind, drift, order_events, order_summary, rows, summary};
+use crate::harness::strangler_bin;
 
 const RESET: &str =
     "[replay]\nreset_key = [\"DELETE FROM {{orders}} WHERE order_id = :key\"]\n\n[[handler]]";

@@ -2,9 +2,8 @@
 //! relay duplicates) keep arriving: the read model equals the legacy truth and a clean rebuild.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use rand::Rng;
@@ -12,38 +11,10 @@ use strangler_projector::replay::From;
 use tokio_util::sync::CancellationToken;
 
 use super::support::{
-    BusKind, Env, StoreKind, count, drift, order_events, order_summary, rows, summary,
-    wait_caught_up,
+    BusKind, Env, StoreKind, count, drift, order_events, order_summary, rows, start_project_run,
+    summary, wait_caught_up,
 };
-
-pub(super) fn strangler_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("CARGO_BIN_EXE_strangler") {
-        return PathBuf::from(p);
-    }
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let p = target.join("debug/strangler");
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build -p strangler-cli` first (deploy/test.sh does)",
-        p.display()
-    );
-    p
-}
-
-fn start(config: &std::path::Path) -> Child {
-    Command::new(strangler_bin())
-        .arg("--config")
-        .arg(config)
-        .args(["project", "run"])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting strangler project run")
-}
+use crate::harness::strangler_bin;
 
 async fn applied(env: &Env) -> i64 {
     strangler_projector::checkpoint::list(&env.read, None)
@@ -90,7 +61,7 @@ async fn sigkill_ten_times(store: StoreKind) {
             .collect();
         env.publish(&dups).await;
         published.extend(batch);
-        let mut child = start(&config);
+        let mut child = start_project_run(&config);
         // Wait until this run has applied something, then kill it at a random moment after.
         let before = progress.last().map_or(0, |p| p.0);
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -120,7 +91,7 @@ async fn sigkill_ten_times(store: StoreKind) {
     let last = order_events(total - 10 * per_round, 500, 10 * per_round, &mut truth);
     env.publish(&last).await;
 
-    let mut child = start(&config);
+    let mut child = start_project_run(&config);
     let p = env.projector().await;
     let ends = env.ends(&p).await;
     wait_caught_up(

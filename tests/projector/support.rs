@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
@@ -14,6 +15,8 @@ use strangler_projector::{Projector, Source};
 use strangler_store::Store;
 use strangler_test_support::{TestDb, broker, pg_database, sqlite_file, unique_name};
 use tokio_util::sync::CancellationToken;
+
+use crate::harness::strangler_bin;
 
 pub fn count(var: &str, default: usize) -> usize {
     std::env::var(var)
@@ -448,4 +451,18 @@ pub async fn scalar_i64(read: &Store, sql: &str) -> i64 {
             .expect(sql)
             .get::<i64, _>(0),
     }
+}
+
+/// `strangler --config <config> project run` as a child process (the kill tests SIGKILL it).
+pub fn start_project_run(config: &Path) -> Child {
+    Command::new(strangler_bin())
+        .arg("--config")
+        .arg(config)
+        .args(["project", "run"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting strangler project run")
 }

@@ -8,7 +8,7 @@
 //! Event count: `STRANGLER_SINKS_EVENTS_CLICKHOUSE` (default 11,000).
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -21,6 +21,8 @@ use strangler_store::Store;
 use strangler_test_support::clickhouse::{clickhouse_addr, clickhouse_database};
 use strangler_test_support::{pg_database, unique_name};
 use tokio_util::sync::CancellationToken;
+
+use super::support::start_project_run;
 
 const REGIONS: [&str; 4] = ["eu-west", "eu-north", "us-east", "ap-south"];
 
@@ -225,16 +227,7 @@ impl Setup {
     }
 
     fn start(&self) -> Child {
-        Command::new(crate::harness::strangler_bin())
-            .arg("--config")
-            .arg(&self.config)
-            .args(["project", "run"])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting strangler project run")
+        start_project_run(&self.config)
     }
 
     /// Events applied (next offsets summed over partitions) per projection.

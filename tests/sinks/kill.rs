@@ -5,7 +5,7 @@
 //! Adding a sink: implement [`Probe`] for it and push it in [`probes`].
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use rand::Rng;
@@ -13,25 +13,13 @@ use strangler_projector::replay::From;
 use tokio_util::sync::CancellationToken;
 
 use super::probe::{Probe, RedisProbe, SqlProbe, drop_prefix, projector};
-use super::support::{BusKind, Env, StoreKind, count, order_events, wait_caught_up};
-use crate::harness::strangler_bin;
+use super::support::{
+    BusKind, Env, StoreKind, count, order_events, start_project_run, wait_caught_up,
+};
 
 /// Every sink the kill test projects into.
 fn probes(redis: &RedisProbe) -> Vec<&dyn Probe> {
     vec![&SqlProbe, redis]
-}
-
-fn start(config: &std::path::Path) -> Child {
-    Command::new(strangler_bin())
-        .arg("--config")
-        .arg(config)
-        .args(["project", "run"])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting strangler project run")
 }
 
 /// Events applied by the slowest projection (sum of its checkpoints).
@@ -95,7 +83,7 @@ async fn sigkill_ten_times_every_sink_equals_a_clean_run() {
             .collect();
         env.publish(&dups).await;
         published.extend(batch);
-        let mut child = start(&config);
+        let mut child = start_project_run(&config);
         let before = progress.last().map_or(0, |p| p.0);
         let deadline = std::time::Instant::now() + Duration::from_secs(90);
         while applied(&env, &names).await <= before {
@@ -126,7 +114,7 @@ async fn sigkill_ten_times_every_sink_equals_a_clean_run() {
     let last = order_events(total - 10 * per_round, 500, 10 * per_round, &mut truth);
     env.publish(&last).await;
 
-    let mut child = start(&config);
+    let mut child = start_project_run(&config);
     let p = projector(&env).await;
     let ends = env.ends(&p).await;
     let which: Vec<(String, u32)> = names.iter().map(|n| (n.clone(), 1)).collect();
