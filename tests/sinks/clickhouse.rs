@@ -2,7 +2,7 @@
 //! ten times while order events (with relay duplicates) keep arriving, projecting an aggregate
 //! (revenue per day and region) and an append table into a fresh ClickHouse database. Afterwards
 //! no row is stored twice (`count()` equals `count() FINAL`), the aggregate equals the legacy
-//! database's own `GROUP BY` (the aggregate check of `strangler_clickhouse::reconcile`), a clean
+//! database's own `GROUP BY` (`strangler reconcile` on a `[[reconcile_aggregate]]`), a clean
 //! rebuild swapped in equals what the killed runs left, and a replay from offset 0 adds nothing.
 //!
 //! Event count: `STRANGLER_SINKS_EVENTS_CLICKHOUSE` (default 11,000).
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use strangler_bus::{Header, LogPublisher, OutgoingRecord, Publisher};
-use strangler_clickhouse::{Client, reconcile};
+use strangler_clickhouse::Client;
 use strangler_core::config::{ClickHouseSinkConfig, SinksConfig};
 use strangler_projector::replay::From;
 use strangler_projector::{Projector, Source};
@@ -158,8 +158,8 @@ impl Writer {
         out
     }
 
-    /// The legacy database's own aggregate: net revenue per day and region.
-    async fn legacy_aggregate(&self, pg: &sqlx::PgPool) -> reconcile::Groups {
+    /// The legacy database's orders, whose own `GROUP BY` the aggregate check runs.
+    async fn fill_legacy(&self, pg: &sqlx::PgPool) {
         sqlx::query("CREATE TABLE IF NOT EXISTS legacy_orders (order_id TEXT PRIMARY KEY, region TEXT NOT NULL, placed_at TIMESTAMPTZ NOT NULL, total_cents BIGINT NOT NULL, refunded_cents BIGINT NOT NULL)")
             .execute(pg)
             .await
@@ -179,14 +179,6 @@ impl Writer {
                 .await
                 .unwrap();
         }
-        let rows: Vec<(String, String, f64)> = sqlx::query_as(
-            "SELECT to_char(placed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), region, \
-             sum(total_cents - refunded_cents)::float8 FROM legacy_orders GROUP BY 1, 2",
-        )
-        .fetch_all(pg)
-        .await
-        .unwrap();
-        reconcile::groups(rows.into_iter().map(|(d, r, v)| (vec![d, r], vec![v])))
     }
 }
 
@@ -253,6 +245,42 @@ impl Setup {
             .await
             .unwrap();
         r[0]["n"].as_u64().expect("a count")
+    }
+
+    /// `strangler reconcile revenue-vs-legacy --format json`: the aggregate check of the
+    /// readers' `revenue` against the legacy `GROUP BY` (sums arrive as PostgreSQL `numeric`).
+    fn reconcile_cli(&self) -> (i32, serde_json::Value) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        if !text.contains("[[reconcile_aggregate]]") {
+            let check = "\n[[reconcile_aggregate]]\nname = \"revenue-vs-legacy\"\nprojection = \"revenue\"\n\
+                         legacy_query = \"SELECT to_char(placed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, \
+                         region, sum(total_cents - refunded_cents) AS amount_cents FROM legacy_orders \
+                         GROUP BY 1, 2\"\n";
+            let url = text
+                .lines()
+                .find_map(|l| l.strip_prefix("url = \""))
+                .and_then(|l| l.strip_suffix('"'))
+                .expect("the store URL");
+            std::fs::write(
+                &self.config,
+                format!("{text}\n[legacy]\nurl = \"{url}\"\n{check}"),
+            )
+            .unwrap();
+        }
+        let out = Command::new(crate::harness::strangler_bin())
+            .args(["--config"])
+            .arg(&self.config)
+            .args(["reconcile", "revenue-vs-legacy", "--format", "json"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "not a JSON report ({e}): {stdout}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), report)
     }
 
     /// Every row of a table or view as JSON text, sorted (what readers see).
@@ -434,20 +462,12 @@ async fn clickhouse_sink_survives_ten_sigkills_without_duplicates() {
         );
     }
 
-    // The aggregate equals the legacy database's own GROUP BY.
-    let legacy = writer.legacy_aggregate(&s.pg).await;
+    // The aggregate equals the legacy database's own GROUP BY (`strangler reconcile`).
+    writer.fill_legacy(&s.pg).await;
     let p = s.projector();
-    let spec_of = |name: &str| clickhouse_spec(name);
-    let revenue = reconcile::fetch(&s.ch, &spec_of("revenue"), "revenue")
-        .await
-        .unwrap();
-    let report = reconcile::compare(&["amount_cents".into()], &legacy, &revenue, 0.0);
-    assert!(
-        report.clean() && report.groups > 20,
-        "aggregate vs legacy: {} groups, {:?}",
-        report.groups,
-        report.mismatches
-    );
+    let (code, report) = s.reconcile_cli();
+    assert_eq!(code, 0, "aggregate vs legacy: {report:#}");
+    assert!(report["groups"].as_u64().unwrap() > 20, "{report:#}");
 
     // A clean run (a rebuild into a fresh table, swapped in) equals what the killed runs left.
     let before_agg = s.rows("revenue").await;
@@ -506,45 +526,39 @@ async fn clickhouse_sink_survives_ten_sigkills_without_duplicates() {
     ))
     .await
     .unwrap();
-    let revenue = reconcile::fetch(&s.ch, &spec_of("revenue"), "revenue")
-        .await
-        .unwrap();
-    let report = reconcile::compare(&["amount_cents".into()], &legacy, &revenue, 0.0);
-    assert_eq!(report.mismatches.len(), 1, "{:?}", report.mismatches);
-    assert!(
-        report.mismatches[0]
-            .to_string()
-            .contains("[\"2026-11-01\", \"eu-west\"]: amount_cents"),
-        "{}",
-        report.mismatches[0]
+    let (code, report) = s.reconcile_cli();
+    assert_eq!(code, 1, "drift exits 1: {report:#}");
+    let m = &report["mismatches"];
+    assert_eq!(m.as_array().map(Vec::len), Some(1), "{report:#}");
+    assert_eq!(m[0]["kind"], "measure_differs");
+    assert_eq!(m[0]["group"], serde_json::json!(["2026-11-01", "eu-west"]));
+    assert_eq!(
+        m[0]["clickhouse"].as_f64().unwrap() - m[0]["legacy"].as_f64().unwrap(),
+        5.0
     );
-}
 
-/// The table spec a projection file declares, for the aggregate check.
-fn clickhouse_spec(name: &str) -> strangler_clickhouse::TableSpec {
-    use strangler_clickhouse::{AggFn, Column, Measure, TableKind, TableSpec};
-    assert_eq!(name, "revenue");
-    TableSpec {
-        name: "revenue".into(),
-        columns: ["day:Date", "region:String", "amount_cents:Int64"]
-            .iter()
-            .map(|c| {
-                let (n, t) = c.split_once(':').unwrap();
-                Column {
-                    name: n.into(),
-                    ty: t.into(),
-                }
-            })
-            .collect(),
-        kind: TableKind::Aggregate {
-            group_by: vec!["day".into(), "region".into()],
-            measures: vec![Measure {
-                name: "amount_cents".into(),
-                func: AggFn::Sum,
-                column: Some("amount_cents".into()),
-            }],
-        },
-    }
+    // A legacy query that does not return the aggregate's shape is an error (exit 2) that says
+    // what to return.
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        text.replace(", region, sum(", ", sum(")
+            .replace("GROUP BY 1, 2", "GROUP BY 1"),
+    )
+    .unwrap();
+    let out = Command::new(crate::harness::strangler_bin())
+        .arg("--config")
+        .arg(&s.config)
+        .args(["reconcile", "revenue-vs-legacy"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("legacy_query returns 2 columns")
+            && stderr.contains("2 group columns and 1 measures"),
+        "{stderr}"
+    );
 }
 
 /// ClickHouse probes for the shared kill test ([`super::kill`]): the order stream appended as

@@ -280,7 +280,7 @@ pub struct ReportArgs {
     after_help = "Exit codes: 0 no drift (rows in flight are not drift), 1 drift found, 2 error."
 )]
 pub struct ReconcileArgs {
-    /// The `[[reconcile]]` entry to run.
+    /// The `[[reconcile]]` or `[[reconcile_aggregate]]` entry to run.
     pub name: String,
     /// Replay the events of drifted keys, then check them again.
     #[arg(long)]

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
                 eprintln!("{nb}");
                 return ExitCode::from(cmd::NotBuilt::EXIT_CODE);
             }
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", cmd::error_text(&err));
             ExitCode::from(1)
         }
     }

@@ -90,6 +90,96 @@ impl Report {
     pub fn clean(&self) -> bool {
         self.mismatches.is_empty()
     }
+
+    fn counts(&self) -> (usize, usize, usize) {
+        let mut c = (0, 0, 0);
+        for m in &self.mismatches {
+            match m {
+                Mismatch::MissingInClickHouse { .. } => c.0 += 1,
+                Mismatch::MissingInLegacy { .. } => c.1 += 1,
+                Mismatch::Differs { .. } => c.2 += 1,
+            }
+        }
+        c
+    }
+
+    /// For a terminal: the counts, then every differing group (at most `limit`).
+    pub fn to_table(&self, name: &str, limit: usize) -> String {
+        let (missing, extra, differ) = self.counts();
+        let mut out = format!(
+            "aggregate check `{name}`: {} groups, {} differ\n  missing in ClickHouse  {missing}\n  \
+             absent in legacy       {extra}\n  measure differs        {differ}\n",
+            self.groups,
+            self.mismatches.len()
+        );
+        for m in self.mismatches.iter().take(limit) {
+            out.push_str(&format!("  - {m}\n"));
+        }
+        if self.mismatches.len() > limit {
+            out.push_str(&format!(
+                "  ... and {} more\n",
+                self.mismatches.len() - limit
+            ));
+        }
+        out
+    }
+
+    /// As Markdown, for a ticket or a CI summary.
+    pub fn to_markdown(&self, name: &str, limit: usize) -> String {
+        let (missing, extra, differ) = self.counts();
+        let mut out = format!(
+            "## Aggregate check `{name}`\n\n{} groups; {} differ.\n\n| kind | groups |\n|---|---:|\n\
+             | missing in ClickHouse | {missing} |\n| absent in legacy | {extra} |\n\
+             | measure differs | {differ} |\n",
+            self.groups,
+            self.mismatches.len()
+        );
+        if !self.mismatches.is_empty() {
+            out.push('\n');
+            for m in self.mismatches.iter().take(limit) {
+                out.push_str(&format!("- {m}\n"));
+            }
+        }
+        out
+    }
+
+    /// As JSON: counts and every differing group.
+    pub fn to_json(&self, name: &str) -> Value {
+        let (missing, extra, differ) = self.counts();
+        let mismatches: Vec<Value> = self
+            .mismatches
+            .iter()
+            .map(|m| match m {
+                Mismatch::MissingInClickHouse { key, legacy } => serde_json::json!({
+                    "kind": "missing_in_clickhouse", "group": key, "legacy": legacy,
+                }),
+                Mismatch::MissingInLegacy { key, clickhouse } => serde_json::json!({
+                    "kind": "absent_in_legacy", "group": key, "clickhouse": clickhouse,
+                }),
+                Mismatch::Differs {
+                    key,
+                    measure,
+                    legacy,
+                    clickhouse,
+                } => serde_json::json!({
+                    "kind": "measure_differs", "group": key, "measure": measure,
+                    "legacy": legacy, "clickhouse": clickhouse,
+                }),
+            })
+            .collect();
+        serde_json::json!({
+            "name": name,
+            "kind": "aggregate",
+            "groups": self.groups,
+            "counts": {
+                "missing_in_clickhouse": missing,
+                "absent_in_legacy": extra,
+                "measure_differs": differ,
+            },
+            "drift": !self.clean(),
+            "mismatches": mismatches,
+        })
+    }
 }
 
 /// Pairs the groups of both sides; measures equal within `tolerance` (absolute) match.
@@ -139,6 +229,14 @@ pub fn compare(
 /// Builds [`Groups`] from rows of text keys and numeric measures (for the legacy side's rows).
 pub fn groups(rows: impl IntoIterator<Item = (Vec<String>, Vec<f64>)>) -> Groups {
     rows.into_iter().collect()
+}
+
+/// The number of group columns of an aggregate spec (0 for an append table).
+pub fn group_columns(spec: &TableSpec) -> usize {
+    match &spec.kind {
+        TableKind::Aggregate { group_by, .. } => group_by.len(),
+        TableKind::Append { .. } => 0,
+    }
 }
 
 /// The measure names of an aggregate spec, in order.
@@ -228,5 +326,18 @@ mod tests {
                 .contains("is 50 in legacy, 49 in ClickHouse")
         );
         assert!(compare(&names, &legacy, &legacy, 0.0).clean());
+
+        let json = r.to_json("revenue");
+        assert_eq!(json["counts"]["measure_differs"], 1);
+        assert_eq!(json["counts"]["missing_in_clickhouse"], 1);
+        assert_eq!(json["counts"]["absent_in_legacy"], 1);
+        assert_eq!(json["mismatches"][0]["group"][1], "us");
+        let table = r.to_table("revenue", 2);
+        assert!(table.contains("4 groups, 3 differ"), "{table}");
+        assert!(table.contains("... and 1 more"), "{table}");
+        assert!(
+            r.to_markdown("revenue", 10)
+                .contains("| measure differs | 1 |")
+        );
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! Arguments: `--pg URL` (an admin URL; a scratch database is created and dropped),
 //! `--identical-rows N` (default 10,000,000), `--drift-rows N` (default 1,000,000),
-//! `--drift-every N` (one changed row in N, default 1,000: 0.1%), `--skip-naive-identical`.
+//! `--drift-every N` (one changed row in N, default 1,000: 0.1%), `--skip-naive-identical`,
+//! `--chunk-size N` and `--leaf-rows N` (override the `[[reconcile]]` defaults).
 
 use std::time::Instant;
 
@@ -18,6 +19,8 @@ struct Args {
     drift_rows: i64,
     drift_every: i64,
     naive_identical: bool,
+    /// Extra `[[reconcile]]` settings (`--chunk-size`, `--leaf-rows`), to compare cuts.
+    settings: String,
 }
 
 fn args() -> Args {
@@ -28,6 +31,7 @@ fn args() -> Args {
         drift_rows: 1_000_000,
         drift_every: 1_000,
         naive_identical: true,
+        settings: String::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -38,6 +42,8 @@ fn args() -> Args {
             "--drift-rows" => a.drift_rows = num(),
             "--drift-every" => a.drift_every = num(),
             "--skip-naive-identical" => a.naive_identical = false,
+            "--chunk-size" => a.settings += &format!("chunk_size = {}\n", num()),
+            "--leaf-rows" => a.settings += &format!("leaf_rows = {}\n", num()),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -57,7 +63,7 @@ fn table_sql(name: &str, n: i64, customer: &str) -> String {
     )
 }
 
-fn config(url: &str, legacy: &str, projection: &str) -> Config {
+fn config(url: &str, legacy: &str, projection: &str, settings: &str) -> Config {
     let q = |t: &str| {
         format!("SELECT id, customer_id, status, total, paid, created_at, email FROM {t}")
     };
@@ -65,6 +71,7 @@ fn config(url: &str, legacy: &str, projection: &str) -> Config {
         r#"
 [[reconcile]]
 name = "bench"
+{settings}
 [reconcile.legacy]
 url = "{url}"
 query = "{}"
@@ -160,7 +167,7 @@ async fn main() {
         t.elapsed().as_secs_f64()
     );
     let (fast, slow) = run(
-        &config(&url, "big_legacy", "big_projection"),
+        &config(&url, "big_legacy", "big_projection", &a.settings),
         a.naive_identical,
     )
     .await;
@@ -201,7 +208,7 @@ async fn main() {
             .execute(&mut conn)
             .await
             .unwrap();
-        let (fast, slow) = run(&config(&url, "d_legacy", "d_projection"), true).await;
+        let (fast, slow) = run(&config(&url, "d_legacy", "d_projection", &a.settings), true).await;
         line(
             &format!("drift 1 in {every}, {case}"),
             a.drift_rows,

@@ -6,7 +6,9 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum Error {
     /// No `[[reconcile]]` entry has this name.
-    #[error("no [[reconcile]] entry is named `{0}`; define one in the configuration file")]
+    #[error(
+        "no [[reconcile]] or [[reconcile_aggregate]] entry is named `{0}`; define one in the configuration file"
+    )]
     UnknownReconciliation(String),
     /// The configuration is inconsistent with what the databases return.
     #[error("reconciliation `{name}`: {message}")]

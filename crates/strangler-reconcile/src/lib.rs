@@ -8,8 +8,11 @@
 //! strangler-diff's rules ([`rows`]), so value maps and tolerances apply. Rows changed in legacy
 //! after the projection's watermark are reported as in flight, not as drift ([`watermark`]).
 //! Reports render as a table, JSON or Markdown ([`report`]), with sensitive values replaced by
-//! keyed hashes ([`redact`]); [`repair`] replays drifted keys through a [`Repairer`].
+//! keyed hashes ([`redact`]); [`repair`] replays drifted keys through a [`Repairer`]. A projection
+//! kept as groups (a ClickHouse aggregate) is checked against the legacy `GROUP BY` instead
+//! ([`aggregate`] reads the legacy side).
 
+pub mod aggregate;
 pub mod bisect;
 pub mod checksum;
 mod db;

@@ -78,3 +78,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(&cli.global, &args).await,
     }
 }
+
+/// An error and its causes on one line, each said once: drivers often repeat their source's text
+/// in their own message (sqlx: "error returned from database: X", then X), which `{:#}` would
+/// print again for every level.
+pub(crate) fn error_text(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod error_text_tests {
+    #[test]
+    fn a_cause_repeated_in_its_parents_message_is_said_once() {
+        let err = anyhow::anyhow!("aggregate functions are not allowed")
+            .context("error returned from database: aggregate functions are not allowed")
+            .context("running legacy_query");
+        assert_eq!(
+            super::error_text(&err),
+            "running legacy_query: error returned from database: aggregate functions are not allowed"
+        );
+    }
+}

@@ -11,13 +11,16 @@ use strangler_reconcile::{
     repair_and_recheck,
 };
 
+use strangler_core::Config;
+use strangler_core::config::ReconcileAggregateConfig;
+
 use crate::cli::{GlobalArgs, ReconcileArgs};
 
 pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<ExitCode> {
     match check(global, args).await {
         Ok(drift) => Ok(ExitCode::from(if drift { EXIT_DRIFT } else { EXIT_OK })),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", super::error_text(&err));
             Ok(ExitCode::from(EXIT_ERROR))
         }
     }
@@ -26,6 +29,13 @@ pub async fn run(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<Ex
 /// Runs the check; true when drift remains.
 async fn check(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<bool> {
     let config = crate::context::init(global)?;
+    if let Some(aggregate) = config
+        .reconcile_aggregate
+        .iter()
+        .find(|a| a.name == args.name)
+    {
+        return check_aggregate(&config, aggregate, args).await;
+    }
     let reconciler = Reconciler::connect(&config, &args.name, args.watermark.as_deref())
         .await
         .with_context(|| format!("setting up reconciliation `{}`", args.name))?;
@@ -68,6 +78,93 @@ async fn check(global: &GlobalArgs, args: &ReconcileArgs) -> anyhow::Result<bool
         return Ok(repaired.recheck.has_drift());
     }
     Ok(report.has_drift())
+}
+
+/// Checks a projection kept as groups (a ClickHouse aggregate) against the legacy `GROUP BY`.
+async fn check_aggregate(
+    config: &Config,
+    check: &ReconcileAggregateConfig,
+    args: &ReconcileArgs,
+) -> anyhow::Result<bool> {
+    let name = &check.name;
+    if args.repair {
+        anyhow::bail!(
+            "`{name}` is an aggregate check: its groups have no keys to replay. Rebuild the \
+             projection (`strangler project rebuild {}`), then run the check again",
+            check.projection
+        );
+    }
+    if args.watermark.is_some() {
+        anyhow::bail!(
+            "--watermark applies to [[reconcile]] row checks; `{name}` is an aggregate check"
+        );
+    }
+    let dir = config.resolve(&config.projections.dir);
+    let defs = strangler_projector::definition::load_dir(&dir)
+        .with_context(|| format!("loading projections from {}", dir.display()))?;
+    let versions: Vec<u32> = defs
+        .iter()
+        .filter(|(_, d)| d.name == check.projection)
+        .map(|(_, d)| d.version)
+        .collect();
+    let Some(&highest) = versions.iter().max() else {
+        anyhow::bail!(
+            "reconcile_aggregate `{name}`: no projection named `{}` in {}; set projection to a \
+             projection file's name",
+            check.projection,
+            dir.display()
+        );
+    };
+    let sinks = strangler_projector::sink::Sinks::build(&defs, &config.projections.sinks)
+        .with_context(|| format!("loading projections from {}", dir.display()))?;
+    let version = check.version.unwrap_or(highest);
+    let Some(sink) = sinks.clickhouse(&check.projection, version) else {
+        anyhow::bail!(
+            "reconcile_aggregate `{name}`: projection `{}` v{version} does not keep a ClickHouse \
+             aggregate (its [sink] is another kind, or the version is not defined); aggregate \
+             checks read ClickHouse tables with shape = \"aggregate\"",
+            check.projection
+        );
+    };
+    let measures = strangler_clickhouse::reconcile::measure_names(sink.spec());
+    let group_columns = strangler_clickhouse::reconcile::group_columns(sink.spec());
+    if measures.is_empty() {
+        anyhow::bail!(
+            "reconcile_aggregate `{name}`: projection `{}` keeps an append table; only shape = \
+             \"aggregate\" tables can be checked against a GROUP BY",
+            check.projection
+        );
+    }
+    let legacy_url = check
+        .legacy_url
+        .clone()
+        .or_else(|| config.legacy.as_ref().map(|l| l.url.clone()))
+        .with_context(|| {
+            format!("reconcile_aggregate `{name}`: no legacy database: set legacy_url here or [legacy] url")
+        })?;
+    let (legacy, ours) = tokio::join!(
+        strangler_reconcile::aggregate::legacy_groups(
+            name,
+            &legacy_url,
+            &check.legacy_query,
+            group_columns,
+            measures.len(),
+        ),
+        sink.groups(check.version),
+    );
+    let legacy = strangler_clickhouse::reconcile::groups(
+        legacy.with_context(|| format!("reading the legacy side of `{name}`"))?,
+    );
+    let ours = ours.with_context(|| format!("reading the aggregate of `{}`", check.projection))?;
+    let report =
+        strangler_clickhouse::reconcile::compare(&measures, &legacy, &ours, check.tolerance);
+    const SHOWN: usize = 20;
+    match args.format.as_str() {
+        "json" => println!("{}", report.to_json(name)),
+        "markdown" => print!("{}", report.to_markdown(name, SHOWN)),
+        _ => print!("{}", report.to_table(name, SHOWN)),
+    }
+    Ok(!report.clean())
 }
 
 /// Repairs by replaying the drifted keys' events through the projection (per-key replay).

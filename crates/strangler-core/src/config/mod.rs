@@ -35,7 +35,7 @@ pub use projector::{
     ClickHouseSinkConfig, ProjectionsConfig, RedisSinkConfig, ServeConfig, SinksConfig,
 };
 pub use proxy::ProxyConfig;
-pub use reconcile::{ReconcileConfig, ReconcileSide};
+pub use reconcile::{ReconcileAggregateConfig, ReconcileConfig, ReconcileSide};
 pub use store::StoreConfig;
 pub use telemetry::{LogFormat, TelemetryConfig};
 pub use validate::Validator;
@@ -86,6 +86,10 @@ pub struct Config {
     /// Table-to-table reconciliations of projections against legacy (`strangler reconcile`).
     #[serde(default)]
     pub reconcile: Vec<ReconcileConfig>,
+    /// Aggregate checks of projections kept as groups (a ClickHouse aggregate) against the
+    /// legacy database's own `GROUP BY` (`strangler reconcile`).
+    #[serde(default)]
+    pub reconcile_aggregate: Vec<ReconcileAggregateConfig>,
     /// Event contracts: versioned schemas, validation and upcasting (docs/contracts.md).
     #[serde(default)]
     pub contracts: Option<ContractsConfig>,
@@ -153,7 +157,7 @@ impl Config {
         }
         self.mismatches.validate(&self.capabilities, v);
         self.telemetry.validate(v);
-        reconcile::validate_all(&self.reconcile, v);
+        reconcile::validate_all(&self.reconcile, &self.reconcile_aggregate, v);
         if let Some(contracts) = &self.contracts {
             contracts.validate(v);
         }

@@ -85,6 +85,32 @@ pub struct ReconcileSide {
     pub checksum: String,
 }
 
+/// One aggregate check: a projection whose sink keeps groups (a ClickHouse `shape = "aggregate"`
+/// table) against the legacy database's own `GROUP BY`. `strangler reconcile <name>` runs it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReconcileAggregateConfig {
+    /// Unique name across `[[reconcile]]` and `[[reconcile_aggregate]]`, used as
+    /// `strangler reconcile <name>` and in reports.
+    pub name: String,
+    /// The projection (its file's `name`) whose aggregate is checked; its sink must be an
+    /// aggregate table.
+    pub projection: String,
+    /// The projection version to read; without it, the version readers see (the last promoted).
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// Legacy database URL; defaults to `[legacy] url`.
+    #[serde(default)]
+    pub legacy_url: Option<String>,
+    /// `SELECT group columns..., measures... FROM ... GROUP BY ...` on the legacy database: the
+    /// projection's group columns, then its measures, in the order the projection file lists them
+    /// (`order_by`, then `sum`, then `count`). Groups are paired by their columns as text, so
+    /// format them as the sink shows them (a date as `YYYY-MM-DD`).
+    pub legacy_query: String,
+    /// Largest absolute difference between two measures that still counts as equal.
+    #[serde(default)]
+    pub tolerance: f64,
+}
+
 /// 256 keys: the first pass is one grouped scan however many chunks it returns, so small chunks
 /// are nearly free there and spare a second full pass when drift is spread thinly (measured in
 /// docs/BENCHMARKS.md, "Reconciliation").
@@ -136,8 +162,13 @@ pub fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-pub(super) fn validate_all(all: &[ReconcileConfig], v: &mut Validator) {
+pub(super) fn validate_all(
+    all: &[ReconcileConfig],
+    aggregates: &[ReconcileAggregateConfig],
+    v: &mut Validator,
+) {
     let mut names = HashSet::new();
+    validate_aggregates(aggregates, &mut names, v);
     for (i, r) in all.iter().enumerate() {
         let key = |k: &str| format!("reconcile[{i}].{k}");
         if r.name.is_empty()
@@ -156,7 +187,7 @@ pub(super) fn validate_all(all: &[ReconcileConfig], v: &mut Validator) {
             v.problem(
                 key("name"),
                 format!("reconciliation `{}` is defined twice", r.name),
-                "give each [[reconcile]] a unique name",
+                "give each [[reconcile]] and [[reconcile_aggregate]] a unique name",
             );
         }
         for (side, s) in [("legacy", &r.legacy), ("projection", &r.projection)] {
@@ -245,6 +276,64 @@ pub(super) fn validate_all(all: &[ReconcileConfig], v: &mut Validator) {
     }
 }
 
+fn validate_aggregates<'a>(
+    all: &'a [ReconcileAggregateConfig],
+    names: &mut HashSet<&'a str>,
+    v: &mut Validator,
+) {
+    for (i, r) in all.iter().enumerate() {
+        let key = |k: &str| format!("reconcile_aggregate[{i}].{k}");
+        if r.name.is_empty()
+            || !r
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            v.problem(
+                key("name"),
+                format!("`{}` is not a reconciliation name", r.name),
+                "use letters, digits, - and _",
+            );
+        }
+        if !names.insert(r.name.as_str()) {
+            v.problem(
+                key("name"),
+                format!("reconciliation `{}` is defined twice", r.name),
+                "give each [[reconcile]] and [[reconcile_aggregate]] a unique name",
+            );
+        }
+        if r.projection.trim().is_empty() {
+            v.problem(
+                key("projection"),
+                "names no projection",
+                "write the `name` of the projection file whose aggregate is checked",
+            );
+        }
+        if let Some(url) = &r.legacy_url {
+            v.url(
+                &key("legacy_url"),
+                url,
+                &["postgres", "postgresql", "mysql", "mariadb", "sqlite"],
+            );
+        }
+        let q = r.legacy_query.trim();
+        if !q.to_ascii_lowercase().starts_with("select") || q.contains(';') {
+            v.problem(
+                key("legacy_query"),
+                "must be one SELECT statement",
+                "write `SELECT day, region, sum(amount) FROM ... GROUP BY 1, 2` without a trailing `;`",
+            );
+        }
+        if !(r.tolerance >= 0.0 && r.tolerance.is_finite()) {
+            v.problem(
+                key("tolerance"),
+                format!("{} is not a tolerance", r.tolerance),
+                "use 0 (exact) or a positive number",
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -298,5 +387,46 @@ key = "order_id"
             .to_string();
         assert!(err.contains("reconcile[0].legacy.key"), "{err}");
         assert!(err.contains("reconcile[0].projection.checksum"), "{err}");
+    }
+
+    const AGGREGATE: &str = r#"
+[[reconcile_aggregate]]
+name = "revenue"
+projection = "revenue_by_day"
+legacy_query = "SELECT to_char(placed_at, 'YYYY-MM-DD'), region, sum(total) FROM orders GROUP BY 1, 2"
+"#;
+
+    #[test]
+    fn an_aggregate_check_parses_beside_row_checks() {
+        let c = Config::parse(
+            &format!("{EXAMPLE}{AGGREGATE}"),
+            Path::new("strangler.toml"),
+        )
+        .unwrap();
+        let a = &c.reconcile_aggregate[0];
+        assert_eq!(
+            (a.name.as_str(), a.projection.as_str()),
+            ("revenue", "revenue_by_day")
+        );
+        assert_eq!(
+            (a.version, a.tolerance, a.legacy_url.as_deref()),
+            (None, 0.0, None)
+        );
+    }
+
+    #[test]
+    fn an_aggregate_check_names_every_problem() {
+        let bad = AGGREGATE
+            .replace(r#"name = "revenue""#, "name = \"orders\"\ntolerance = -1.0")
+            .replace("GROUP BY 1, 2", "GROUP BY 1, 2; DELETE FROM orders");
+        let err = Config::parse(&format!("{EXAMPLE}{bad}"), Path::new("strangler.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("reconciliation `orders` is defined twice"),
+            "{err}"
+        );
+        assert!(err.contains("reconcile_aggregate[0].legacy_query"), "{err}");
+        assert!(err.contains("reconcile_aggregate[0].tolerance"), "{err}");
     }
 }

@@ -16,6 +16,8 @@ use crate::{Error, Result};
 #[derive(Clone, Default)]
 pub struct Sinks {
     by: BTreeMap<(String, u32), Arc<dyn Sink>>,
+    /// The ClickHouse sinks again, by their own type, for what only they can do (aggregate checks).
+    clickhouse: BTreeMap<(String, u32), Arc<ClickHouseSink>>,
 }
 
 impl Sinks {
@@ -24,6 +26,7 @@ impl Sinks {
     /// with its file.
     pub fn build(defs: &[(PathBuf, ProjectionDef)], config: &SinksConfig) -> Result<Sinks> {
         let mut by: BTreeMap<(String, u32), Arc<dyn Sink>> = BTreeMap::new();
+        let mut clickhouse = BTreeMap::new();
         let mut problems = Vec::new();
         for (file, def) in defs {
             let problem = |message: String, fix: &str| Problem {
@@ -75,7 +78,9 @@ impl Sinks {
                     let password = cfg.and_then(|c| c.password.clone());
                     match ClickHouseSink::new(def, &url, &database, user, password) {
                         Ok(s) => {
-                            by.insert((def.name.clone(), def.version), Arc::new(s));
+                            let s = Arc::new(s);
+                            by.insert((def.name.clone(), def.version), s.clone());
+                            clickhouse.insert((def.name.clone(), def.version), s);
                         }
                         Err(e) => problems.push(problem(
                             e,
@@ -86,7 +91,7 @@ impl Sinks {
             }
         }
         if problems.is_empty() {
-            Ok(Sinks { by })
+            Ok(Sinks { by, clickhouse })
         } else {
             Err(Error::Definition(problems))
         }
@@ -95,6 +100,11 @@ impl Sinks {
     /// The sink of a projection version; `None` for SQL projections.
     pub fn get(&self, name: &str, version: u32) -> Option<Arc<dyn Sink>> {
         self.by.get(&(name.to_string(), version)).cloned()
+    }
+
+    /// The ClickHouse sink of a projection version; `None` when its sink is another kind.
+    pub fn clickhouse(&self, name: &str, version: u32) -> Option<Arc<ClickHouseSink>> {
+        self.clickhouse.get(&(name.to_string(), version)).cloned()
     }
 
     /// Adds (or replaces) the sink of a projection version, for projections written in code.

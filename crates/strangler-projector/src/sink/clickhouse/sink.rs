@@ -205,6 +205,35 @@ impl ClickHouseSink {
         &self.client
     }
 
+    /// The table's shape.
+    pub fn spec(&self) -> &TableSpec {
+        &self.spec
+    }
+
+    /// The groups of the aggregate readers see (`version` `None`: the view `promote` points at)
+    /// or of one version's live table, for a check against the legacy `GROUP BY`.
+    pub async fn groups(
+        &self,
+        version: Option<u32>,
+    ) -> Result<strangler_clickhouse::reconcile::Groups, SinkError> {
+        let view = match version {
+            Some(v) => self.live_base(v),
+            None => self.spec.name.clone(),
+        };
+        strangler_clickhouse::reconcile::fetch(&self.client, &self.spec, &view)
+            .await
+            .map_err(|e| SinkError::Unavailable {
+                sink: self.label.clone(),
+                detail: match version {
+                    None => format!(
+                        "reading the readers' view `{view}` (no version promoted yet? promote \
+                         one, or set version): {e}"
+                    ),
+                    Some(_) => format!("reading `{view}`: {e}"),
+                },
+            })
+    }
+
     fn unavailable(&self, e: &strangler_clickhouse::Error) -> SinkError {
         SinkError::Unavailable {
             sink: self.label.clone(),
