@@ -250,6 +250,24 @@ pub struct Broker {
     /// `127.0.0.1:PORT`.
     pub addr: String,
     dir: PathBuf,
+    /// Times the broker accepted connections but answered no metadata request, so it was killed
+    /// and started again (what a supervisor's liveness probe does): tansu 0.6 can lose its
+    /// storage task and then reset every connection (docs/RELIABILITY.md, finding 6).
+    pub revived: u32,
+}
+
+/// Whether the broker at `addr` answers a metadata request within `timeout`.
+pub fn broker_answers(addr: &str, timeout: Duration) -> bool {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{BaseProducer, Producer};
+    let Ok(p) = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("log_level", "0")
+        .create::<BaseProducer>()
+    else {
+        return false;
+    };
+    p.client().fetch_metadata(None, timeout).is_ok()
 }
 
 fn tansu_bin() -> String {
@@ -273,17 +291,44 @@ impl Broker {
             child: None,
             addr: format!("127.0.0.1:{}", free_port()),
             dir: dir.to_path_buf(),
+            revived: 0,
         };
         b.up();
         b
     }
 
+    /// Starts the broker and waits until it answers a metadata request; a broker that accepts
+    /// connections but answers nothing within 15 s is killed and started again.
     fn up(&mut self) {
+        for attempt in 0.. {
+            self.spawn();
+            if broker_answers(&self.addr, Duration::from_secs(15)) {
+                return;
+            }
+            assert!(
+                attempt < 5,
+                "tansu at {} answered no request after 6 starts",
+                self.addr
+            );
+            eprintln!(
+                "fault suite: the broker at {} accepts connections but answers nothing; starting it again",
+                self.addr
+            );
+            self.revived += 1;
+            if let Some(mut c) = self.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.join("tansu.log"))
             .expect("opening the broker log");
+        let out = log.try_clone().expect("sharing the broker log");
         let child = Command::new(tansu_bin())
             .args([
                 "broker",
@@ -295,7 +340,9 @@ impl Broker {
                 "sqlite://tansu.db",
             ])
             .current_dir(&self.dir)
-            .stdout(Stdio::null())
+            // tansu logs to stdout: keep it, its storage errors are only said there.
+            .env("RUST_LOG", "warn")
+            .stdout(out)
             .stderr(log)
             .spawn()
             .expect("starting tansu");
@@ -310,6 +357,16 @@ impl Broker {
             let _ = c.wait();
         }
         std::thread::sleep(down);
+        self.up();
+    }
+
+    /// Kills a broker that stopped answering and starts it again, counted in `revived`.
+    pub fn revive(&mut self) {
+        self.revived += 1;
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         self.up();
     }
 

@@ -61,6 +61,8 @@ pub struct Inputs<'a> {
     pub rss: BTreeMap<String, Rss>,
     pub starts: BTreeMap<String, (u32, u32)>,
     pub unplanned: Vec<String>,
+    /// Times the broker answered no metadata request and was started again ([`crate::cluster::Broker`]).
+    pub broker_revived: u32,
     pub clean_exits: BTreeMap<String, bool>,
     pub shim_faulted: u64,
     pub shadow_legacy_requests: u64,
@@ -507,6 +509,11 @@ pub async fn collect(i: Inputs<'_>) -> Figures {
     for u in &i.unplanned {
         let _ = writeln!(r, "  {u}");
     }
+    let _ = writeln!(
+        r,
+        "broker revived (answered no metadata request, so killed and started again): {}",
+        i.broker_revived
+    );
     let _ = writeln!(r, "run took {:.1}s", i.t0.elapsed().as_secs_f64());
     Figures { report: r, checks }
 }
