@@ -512,6 +512,11 @@ pub async fn run(profile: &Profile) -> Figures {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    let broker_revived = stack
+        .broker
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .revived;
     let figures = figures::collect(figures::Inputs {
         profile: &profile,
         private_pg,
@@ -535,11 +540,7 @@ pub async fn run(profile: &Profile) -> Figures {
         rss,
         starts,
         unplanned,
-        broker_revived: stack
-            .broker
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .revived,
+        broker_revived,
         clean_exits,
         shim_faulted: shim.faulted.load(Relaxed),
         shadow_legacy_requests: legacy.shadow_requests.load(Relaxed),
