@@ -169,27 +169,10 @@ pub(super) fn validate_all(
 ) {
     let mut names = HashSet::new();
     validate_aggregates(aggregates, &mut names, v);
+    let names = &mut names;
     for (i, r) in all.iter().enumerate() {
         let key = |k: &str| format!("reconcile[{i}].{k}");
-        if r.name.is_empty()
-            || !r
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            v.problem(
-                key("name"),
-                format!("`{}` is not a reconciliation name", r.name),
-                "use letters, digits, - and _",
-            );
-        }
-        if !names.insert(r.name.as_str()) {
-            v.problem(
-                key("name"),
-                format!("reconciliation `{}` is defined twice", r.name),
-                "give each [[reconcile]] and [[reconcile_aggregate]] a unique name",
-            );
-        }
+        check_name(&r.name, &key("name"), names, v);
         for (side, s) in [("legacy", &r.legacy), ("projection", &r.projection)] {
             if let Some(url) = &s.url {
                 v.url(
@@ -276,6 +259,29 @@ pub(super) fn validate_all(
     }
 }
 
+/// A reconciliation's name: a plain word, unique across `[[reconcile]]` and
+/// `[[reconcile_aggregate]]` (both are run as `strangler reconcile <name>`).
+fn check_name<'a>(name: &'a str, key: &str, names: &mut HashSet<&'a str>, v: &mut Validator) {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        v.problem(
+            key,
+            format!("`{name}` is not a reconciliation name"),
+            "use letters, digits, - and _",
+        );
+    }
+    if !names.insert(name) {
+        v.problem(
+            key,
+            format!("reconciliation `{name}` is defined twice"),
+            "give each [[reconcile]] and [[reconcile_aggregate]] a unique name",
+        );
+    }
+}
+
 fn validate_aggregates<'a>(
     all: &'a [ReconcileAggregateConfig],
     names: &mut HashSet<&'a str>,
@@ -283,25 +289,7 @@ fn validate_aggregates<'a>(
 ) {
     for (i, r) in all.iter().enumerate() {
         let key = |k: &str| format!("reconcile_aggregate[{i}].{k}");
-        if r.name.is_empty()
-            || !r
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            v.problem(
-                key("name"),
-                format!("`{}` is not a reconciliation name", r.name),
-                "use letters, digits, - and _",
-            );
-        }
-        if !names.insert(r.name.as_str()) {
-            v.problem(
-                key("name"),
-                format!("reconciliation `{}` is defined twice", r.name),
-                "give each [[reconcile]] and [[reconcile_aggregate]] a unique name",
-            );
-        }
+        check_name(&r.name, &key("name"), names, v);
         if r.projection.trim().is_empty() {
             v.problem(
                 key("projection"),
