@@ -7,8 +7,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use rand::Rng;
-use strangler_projector::replay::From;
-use tokio_util::sync::CancellationToken;
 
 use super::support::{
     BusKind, Env, StoreKind, count, drift, order_events, order_summary, rows, start_project_run,
@@ -159,18 +157,7 @@ async fn sigkill_ten_times(store: StoreKind) {
         "equals the legacy truth"
     );
     let live = rows(&env.read, "orders_v1").await;
-    let one = p.one("orders", None).unwrap();
-    let plan = p.plan(&one, From::Rebuild).await.unwrap();
-    p.replay(
-        &one,
-        &plan,
-        From::Rebuild,
-        false,
-        &CancellationToken::new(),
-        &mut |_| {},
-    )
-    .await
-    .unwrap();
+    super::support::rebuild(&p, "orders").await;
     assert_eq!(
         rows(&env.read, "orders_v1").await,
         live,

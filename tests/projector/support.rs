@@ -466,3 +466,21 @@ pub fn start_project_run(config: &Path) -> Child {
         .spawn()
         .expect("starting strangler project run")
 }
+
+/// Rebuilds projection `name` (its highest version) from the start of the bus, as
+/// `strangler project rebuild` does, until caught up.
+pub async fn rebuild(p: &Projector, name: &str) {
+    use strangler_projector::replay::From;
+    let one = p.one(name, None).unwrap();
+    let plan = p.plan(&one, From::Rebuild).await.unwrap();
+    p.replay(
+        &one,
+        &plan,
+        From::Rebuild,
+        false,
+        &CancellationToken::new(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+}

@@ -473,18 +473,7 @@ async fn clickhouse_sink_survives_ten_sigkills_without_duplicates() {
     let before_agg = s.rows("revenue").await;
     let before_log = s.rows("order_log").await;
     for name in ["revenue", "order_log"] {
-        let one = p.one(name, None).unwrap();
-        let plan = p.plan(&one, From::Rebuild).await.unwrap();
-        p.replay(
-            &one,
-            &plan,
-            From::Rebuild,
-            false,
-            &CancellationToken::new(),
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
+        super::support::rebuild(&p, name).await;
     }
     assert_eq!(
         s.rows("revenue").await,

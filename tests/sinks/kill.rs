@@ -9,8 +9,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use rand::Rng;
-use strangler_projector::replay::From;
-use tokio_util::sync::CancellationToken;
 
 use super::probe::{Probe, RedisProbe, SqlProbe, drop_prefix, projector};
 use super::support::{
@@ -136,18 +134,7 @@ async fn sigkill_ten_times_every_sink_equals_a_clean_run() {
         );
         let live = probe.snapshot(&env.read).await;
         assert!(!live.is_empty(), "{name} holds something");
-        let one = p.one(name, None).unwrap();
-        let plan = p.plan(&one, From::Rebuild).await.unwrap();
-        p.replay(
-            &one,
-            &plan,
-            From::Rebuild,
-            false,
-            &CancellationToken::new(),
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
+        super::support::rebuild(&p, name).await;
         assert_eq!(
             probe.snapshot(&env.read).await,
             live,

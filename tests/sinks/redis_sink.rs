@@ -161,18 +161,7 @@ async fn rebuild_fills_a_fresh_namespace_and_readers_switch_at_once() {
             reads
         })
     };
-    let one = p.one("orders_cache", None).unwrap();
-    let plan = p.plan(&one, From::Rebuild).await.unwrap();
-    p.replay(
-        &one,
-        &plan,
-        From::Rebuild,
-        false,
-        &CancellationToken::new(),
-        &mut |_| {},
-    )
-    .await
-    .unwrap();
+    super::support::rebuild(&p, "orders_cache").await;
     stop.store(true, Ordering::Relaxed);
     let reads = reader.await.unwrap();
     assert!(reads > 0);
