@@ -315,10 +315,7 @@ impl Broker {
                 self.addr
             );
             self.revived += 1;
-            if let Some(mut c) = self.child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+            self.kill();
         }
     }
 
@@ -352,21 +349,23 @@ impl Broker {
 
     /// SIGKILL, down for `down`, start again on the same port and storage.
     pub fn restart(&mut self, down: Duration) {
+        self.kill();
+        std::thread::sleep(down);
+        self.up();
+    }
+
+    /// SIGKILL, and waits for the process to be gone.
+    fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
-        std::thread::sleep(down);
-        self.up();
     }
 
     /// Kills a broker that stopped answering and starts it again, counted in `revived`.
     pub fn revive(&mut self) {
         self.revived += 1;
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.kill();
         self.up();
     }
 
@@ -378,10 +377,7 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.kill();
     }
 }
 
