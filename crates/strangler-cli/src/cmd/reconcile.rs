@@ -102,12 +102,12 @@ async fn check_aggregate(
     let dir = config.resolve(&config.projections.dir);
     let defs = strangler_projector::definition::load_dir(&dir)
         .with_context(|| format!("loading projections from {}", dir.display()))?;
-    let versions: Vec<u32> = defs
+    let highest = defs
         .iter()
         .filter(|(_, d)| d.name == check.projection)
         .map(|(_, d)| d.version)
-        .collect();
-    let Some(&highest) = versions.iter().max() else {
+        .max();
+    let Some(highest) = highest else {
         anyhow::bail!(
             "reconcile_aggregate `{name}`: no projection named `{}` in {}; set projection to a \
              projection file's name",
