@@ -14,7 +14,9 @@
 # Usage: deploy/bench-proxy.sh   (DURATION=10 RATE=5000 FIXED_SECONDS=10 ROUNDS=3 to change;
 #                                 EARLY_ANSWER=0 skips the wrapper's cost; PROXY_BIN=example
 #                                 runs crates/strangler-proxy/examples/proxy_server.rs, the proxy
-#                                 without the CLI's mismatch store, metrics and admin services)
+#                                 without the CLI's mismatch store, metrics and admin services;
+#                                 STRANGLER_BIN=path measures another build of the binary, for
+#                                 before/after runs side by side)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,7 +39,7 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     cargo build --release -q -p strangler-proxy --example fixed_rate --example early_answer_cost \
         --example proxy_server
 fi
-STRANGLER="${CARGO_TARGET_DIR:-target}"/release/strangler
+STRANGLER="${STRANGLER_BIN:-${CARGO_TARGET_DIR:-target}/release/strangler}"
 FIXED="${CARGO_TARGET_DIR:-target}"/release/examples/fixed_rate
 EARLY="${CARGO_TARGET_DIR:-target}"/release/examples/early_answer_cost
 SERVER="${CARGO_TARGET_DIR:-target}"/release/examples/proxy_server

@@ -5,9 +5,12 @@
 # the relay's RSS over the run; copy the figures into docs/BENCHMARKS.md (## Outbox relay).
 #
 # Usage: deploy/bench-relay.sh              (ROWS=1000000 BENCH_BATCH=2000 BENCH_IN_FLIGHT=20000)
-#        BENCH_SINGLE_READ=1 adds a relay run with one read connection (on a refilled outbox);
-#        the bare producer runs again after the relay runs, to bracket the machine's drift.
-#        BENCH_PAYLOAD_TYPE=json switches the payload column from JSONB to JSON.
+#        BENCH_VARIANTS=split/jsonb,single/json  relay runs, each on a freshly filled outbox:
+#            reads `split` over two connections or `single`, and the payload column's type
+#            (default `split`, jsonb as in migrations/outbox/postgres.sql)
+#        BENCH_SINGLE_READ=1 adds `single`; BENCH_PAYLOAD_TYPE=json sets the type of variants
+#        without one. The bare producer runs first and again after the relay runs, to bracket
+#        the machine's drift.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/lib/services.sh

@@ -129,6 +129,18 @@ async fn create_topic(bootstrap: &str, topic: &str) {
         .expect("creating topic");
 }
 
+/// Deletes a phase's topic once it is measured: tansu's memory storage otherwise keeps every
+/// record of the run, and later phases ran slower on a fuller broker.
+async fn delete_topic(bootstrap: &str, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    if let Err(e) = admin.delete_topics(&[topic], &AdminOptions::new()).await {
+        eprintln!("deleting {topic}: {e} (later phases run on a fuller broker)");
+    }
+}
+
 fn payload(n: usize) -> String {
     let head = format!(r#"{{"n": {n}, "pad": ""#);
     let pad = PAYLOAD_BYTES.saturating_sub(head.len() + 2);
@@ -182,14 +194,19 @@ async fn bare(bootstrap: &str, topic: &str, n: usize, batch: usize, max_in_fligh
     n as f64 / started.elapsed().as_secs_f64()
 }
 
-async fn fill_outbox(url: &str, n: usize) {
+/// Creates the outbox (the DDL of migrations/outbox, its payload column of type `payload_type`
+/// when given) and fills it with `n` rows.
+async fn fill_outbox(url: &str, n: usize, payload_type: Option<&str>, aggregate_type: &str) {
     let mut conn = sqlx::PgConnection::connect(url).await.expect("legacy db");
     let ddl = include_str!("../../../migrations/outbox/postgres.sql");
+    sqlx::query("DROP TABLE IF EXISTS outbox")
+        .execute(&mut conn)
+        .await
+        .expect("dropping the old outbox");
     sqlx::raw_sql(ddl).execute(&mut conn).await.expect("DDL");
-    // BENCH_PAYLOAD_TYPE=json|jsonb overrides the DDL's payload column type.
-    if let Ok(ty) = std::env::var("BENCH_PAYLOAD_TYPE") {
+    if let Some(ty) = payload_type {
         sqlx::query(&format!(
-            "ALTER TABLE outbox ALTER COLUMN payload TYPE {ty}"
+            "ALTER TABLE outbox ALTER COLUMN payload TYPE {ty} USING payload::text::{ty}"
         ))
         .execute(&mut conn)
         .await
@@ -206,7 +223,7 @@ async fn fill_outbox(url: &str, n: usize) {
         // One transaction per 50,000 rows, each row a separate event of one of 10,000 aggregates.
         sqlx::query(
             "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) \
-             SELECT gen_random_uuid(), 'bench', (g % $3)::text, 'Changed', \
+             SELECT gen_random_uuid(), $5, (g % $3)::text, 'Changed', \
                     jsonb_build_object('n', g, 'pad', repeat('x', $4)) \
              FROM generate_series($1::bigint, $2::bigint) g",
         )
@@ -214,6 +231,7 @@ async fn fill_outbox(url: &str, n: usize) {
         .bind((done + size - 1) as i64)
         .bind(AGGREGATES as i64)
         .bind((PAYLOAD_BYTES - 30) as i32)
+        .bind(aggregate_type)
         .execute(&mut conn)
         .await
         .expect("filling the outbox");
@@ -223,6 +241,50 @@ async fn fill_outbox(url: &str, n: usize) {
         .execute(&mut conn)
         .await
         .unwrap();
+}
+
+/// One relay run's setup: split or single reads, and the payload column's type.
+struct Variant {
+    name: String,
+    split: bool,
+    payload_type: Option<String>,
+}
+
+/// `BENCH_VARIANTS`: comma-separated `READS[/TYPE]`, READS `split` or `single`, TYPE a payload
+/// column type (`jsonb`, the DDL's, when absent). Default `split`. The older `BENCH_SINGLE_READ=1`
+/// adds `single`, and `BENCH_PAYLOAD_TYPE` sets the type of every variant without one.
+fn variants() -> Vec<Variant> {
+    let mut spec = std::env::var("BENCH_VARIANTS").unwrap_or_else(|_| "split".into());
+    if std::env::var("BENCH_SINGLE_READ").is_ok_and(|v| v == "1") {
+        spec.push_str(",single");
+    }
+    let default_type = std::env::var("BENCH_PAYLOAD_TYPE").ok();
+    spec.split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            let (reads, ty) = match v.split_once('/') {
+                Some((r, t)) => (r, Some(t.to_string())),
+                None => (v, default_type.clone()),
+            };
+            let split = match reads {
+                "split" => true,
+                "single" => false,
+                other => panic!("BENCH_VARIANTS: reads must be `split` or `single`, not `{other}`"),
+            };
+            let name = format!(
+                "{} read{}, {}",
+                reads,
+                if split { "s" } else { "" },
+                ty.as_deref().unwrap_or("jsonb")
+            );
+            Variant {
+                name,
+                split,
+                payload_type: ty,
+            }
+        })
+        .collect()
 }
 
 #[tokio::main]
@@ -256,16 +318,10 @@ async fn main() {
         cfg.batch_size, cfg.max_in_flight
     );
 
-    let started = Instant::now();
-    fill_outbox(&url, n).await;
-    println!(
-        "filled the outbox in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
+    let variants = variants();
 
     let bare_topic = format!("bench.bare.{}", std::process::id());
     create_topic(&bootstrap, &bare_topic).await;
-    create_topic(&bootstrap, "outbox.event.bench").await;
     let rss_before = rss_mb();
     let cpu_before = Cpu::now();
     let bare_rate = bare(
@@ -281,26 +337,26 @@ async fn main() {
         rss_mb(),
         Cpu::now().since(cpu_before, n)
     );
+    delete_topic(&bootstrap, &bare_topic).await;
 
-    // Variants of the relay, each on a freshly filled outbox: the default (reads split over two
-    // connections) and, with BENCH_SINGLE_READ=1, one read connection for comparison.
-    let mut variants = vec![("split reads", true)];
-    if std::env::var("BENCH_SINGLE_READ").is_ok_and(|v| v == "1") {
-        variants.push(("single read", false));
-    }
+    // The relay variants, each on a freshly filled outbox.
     let mut relay_rates = Vec::new();
-    for (i, (name, split)) in variants.into_iter().enumerate() {
-        if i > 0 {
-            let started = Instant::now();
-            fill_outbox(&url, n).await;
-            println!(
-                "refilled the outbox in {:.1}s",
-                started.elapsed().as_secs_f64()
-            );
-        }
-        let rate = relay_once(&url, &bootstrap, cfg.clone(), split, n).await;
-        println!("relay ({name}) / bare: {:.2}", rate / bare_rate);
-        relay_rates.push((name, rate));
+    for (i, v) in variants.iter().enumerate() {
+        // Each variant publishes to a topic of its own (its rows' aggregate type), deleted after.
+        let aggregate_type = format!("bench{i}");
+        let topic = format!("outbox.event.{aggregate_type}");
+        create_topic(&bootstrap, &topic).await;
+        let started = Instant::now();
+        fill_outbox(&url, n, v.payload_type.as_deref(), &aggregate_type).await;
+        println!(
+            "filled the outbox ({}) in {:.1}s",
+            v.name,
+            started.elapsed().as_secs_f64()
+        );
+        let rate = relay_once(&url, &bootstrap, cfg.clone(), v.split, n).await;
+        println!("relay ({}) / bare: {:.2}", v.name, rate / bare_rate);
+        relay_rates.push((v.name.clone(), rate));
+        delete_topic(&bootstrap, &topic).await;
     }
 
     // The bare producer again, to bracket the relay runs against drift in the machine's load.

@@ -225,19 +225,21 @@ pub async fn apply_batch(
         crate::dedup::forget(tx, name, version, &events[*i..]).await?;
     }
     stats.progress = progress_of(handled);
+    let fenced = |topic: &str, partition: i32| Error::Fenced {
+        projection: name.to_string(),
+        version,
+        topic: topic.to_string(),
+        partition,
+    };
+    let mut held = Vec::with_capacity(stats.progress.len());
     for p in &stats.progress {
-        let fenced = || Error::Fenced {
-            projection: name.to_string(),
-            version,
-            topic: p.topic.clone(),
-            partition: p.partition,
-        };
         let generation = claims
             .generation(&p.topic, p.partition)
-            .ok_or_else(fenced)?;
-        if !checkpoint::advance(tx, name, version, generation, p).await? {
-            return Err(fenced());
-        }
+            .ok_or_else(|| fenced(&p.topic, p.partition))?;
+        held.push((generation, p));
+    }
+    if let Some((topic, partition)) = checkpoint::advance_all(tx, name, version, &held).await? {
+        return Err(fenced(&topic, partition));
     }
     Ok(match stop {
         Some((_, err)) => BatchResult::Stopped(stats, err),

@@ -128,6 +128,56 @@ pub async fn advance(
     Ok(n == 1)
 }
 
+/// Advances the checkpoints of a batch's partitions, each only while its generation is still the
+/// current one; returns the first partition another consumer claimed since, if any. PostgreSQL
+/// updates them all in one statement (one round trip per batch, not one per partition).
+pub async fn advance_all(
+    tx: &mut ReadTx,
+    projection: &str,
+    version: u32,
+    progress: &[(i64, &Progress)],
+) -> Result<Option<(String, i32)>, sqlx::Error> {
+    let ReadTx::Pg(t) = tx else {
+        for (generation, p) in progress {
+            if !advance(tx, projection, version, *generation, p).await? {
+                return Ok(Some((p.topic.clone(), p.partition)));
+            }
+        }
+        return Ok(None);
+    };
+    const SQL: &str = "UPDATE strangler_projection_checkpoint c \
+        SET next_offset = u.next_offset, \
+            last_event_time_ms = COALESCE(u.last_ms, c.last_event_time_ms), \
+            applied_at_ms = $3, events_applied = c.events_applied + u.events \
+        FROM UNNEST($4::text[], $5::int4[], $6::int8[], $7::int8[], $8::int8[], $9::int8[]) \
+            AS u(topic, partition, next_offset, last_ms, events, generation) \
+        WHERE c.projection = $1 AND c.version = $2 AND c.topic = u.topic \
+            AND c.partition = u.partition AND c.generation = u.generation \
+        RETURNING c.topic, c.partition";
+    let topics: Vec<&str> = progress.iter().map(|(_, p)| p.topic.as_str()).collect();
+    let partitions: Vec<i32> = progress.iter().map(|(_, p)| p.partition).collect();
+    let next: Vec<i64> = progress.iter().map(|(_, p)| p.next_offset).collect();
+    let last: Vec<Option<i64>> = progress.iter().map(|(_, p)| p.last_event_time_ms).collect();
+    let events: Vec<i64> = progress.iter().map(|(_, p)| p.events).collect();
+    let generations: Vec<i64> = progress.iter().map(|(g, _)| *g).collect();
+    let advanced: Vec<(String, i32)> = sqlx::query_as(SQL)
+        .bind(projection)
+        .bind(i64::from(version))
+        .bind(now_ms())
+        .bind(&topics)
+        .bind(&partitions)
+        .bind(&next)
+        .bind(&last)
+        .bind(&events)
+        .bind(&generations)
+        .fetch_all(&mut **t)
+        .await?;
+    Ok(progress
+        .iter()
+        .map(|(_, p)| (p.topic.clone(), p.partition))
+        .find(|k| !advanced.contains(k)))
+}
+
 /// Locks the checkpoint rows of `parts` for the rest of `tx`, in (topic, partition) order, so
 /// every writer of a version's rows takes its locks in one order (no deadlock between a batch and
 /// a per-key replay). SQLite needs nothing: `BEGIN IMMEDIATE` already holds the writer lock.

@@ -203,15 +203,18 @@ impl Runner {
                 if cancel.is_cancelled() || caught_up(&positions) {
                     return Ok(Vec::new());
                 }
-                tokio::select! {
+                let polled = tokio::select! {
                     r = consumer.poll(settings.batch_max_events, Duration::from_millis(1)) => r,
                     _ = cancel.cancelled() => Ok(Vec::new()),
-                }
+                };
+                // Decoded here, while the batch's statements wait on the read store, rather than
+                // after both finish (JSON parsing is about a tenth of a batch's time).
+                polled.map(|records| records.into_iter().map(decode).collect::<Vec<Event>>())
             };
             let (applied, prefetched) = tokio::join!(apply, prefetch);
             let (batch_stats, stopped) = applied?;
             match prefetched {
-                Ok(records) => buffer.extend(records.into_iter().map(decode)),
+                Ok(events) => buffer.extend(events),
                 Err(strangler_bus::Error::Revoked(why)) => {
                     tracing::info!(projection = %name, version, %why, "assignment changed; dropping the prefetched records");
                 }
