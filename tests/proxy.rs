@@ -979,3 +979,62 @@ async fn a_mismatch_the_lag_reask_confirms_is_reported_with_the_fresh_pairs_diff
         "each key asked twice: the copy and the re-ask"
     );
 }
+
+/// SIGTERM in the middle of traffic: answers already asked for arrive whole, on whichever serving
+/// thread holds their connection, and once `serve` returns no connection is accepted any more.
+/// Run on the serving threads (the default) and on the shared runtime (`--threads 0`).
+async fn a_shutdown_finishes_answers_in_flight_then_stops_accepting(threads: usize) {
+    let slow = upstream(Router::new().route(
+        "/slow/{id}",
+        get(|UrlPath(id): UrlPath<String>| async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            order(&id)
+        }),
+    ))
+    .await;
+    let db = sqlite_file();
+    let config = config(&slow.url(), &slow.url(), "");
+    let store = Store::connect(&db.url).await.expect("store");
+    store.migrate().await.expect("migrations");
+    let cancel = CancellationToken::new();
+    let proxy = Proxy::new(&config, store, cancel.clone()).expect("proxy");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn(proxy.serve_on_threads(listener, Duration::from_secs(5), threads));
+
+    // Eight clients, each on a connection of its own, all waiting on the slow upstream.
+    let asked: Vec<_> = (0..8)
+        .map(|i| {
+            tokio::spawn(async move {
+                let c = client();
+                call(&c, "GET", format!("http://{addr}/slow/{i}"), &[]).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    cancel.cancel();
+    for (i, a) in asked.into_iter().enumerate() {
+        let a = a.await.expect("client task");
+        assert_eq!(a.status, StatusCode::OK, "answer {i}");
+        assert_eq!(a.body, order(&i.to_string()), "answer {i} arrived whole");
+    }
+    tokio::time::timeout(Duration::from_secs(10), serving)
+        .await
+        .expect("serve returns once its connections are closed")
+        .expect("serve task")
+        .expect("serve ends without error");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener is closed once serve returns"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_on_serving_threads_finishes_answers_in_flight() {
+    a_shutdown_finishes_answers_in_flight_then_stops_accepting(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_on_the_shared_runtime_finishes_answers_in_flight() {
+    a_shutdown_finishes_answers_in_flight_then_stops_accepting(0).await;
+}

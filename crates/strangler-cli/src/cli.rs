@@ -223,6 +223,10 @@ pub struct ProxyArgs {
     /// Listen address (overrides proxy.listen).
     #[arg(long)]
     pub listen: Option<String>,
+    /// Serving threads, each with its own upstream connection pool (default: one per core);
+    /// 0 serves on the process's shared runtime instead.
+    #[arg(long, env = "STRANGLER_PROXY_THREADS")]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

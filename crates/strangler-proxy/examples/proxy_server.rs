@@ -4,6 +4,7 @@
 //! serves `[proxy] listen` until SIGINT or SIGTERM, and drains.
 //!
 //! `cargo run --release -p strangler-proxy --example proxy_server -- CONFIG.toml MODE`
+//! (`STRANGLER_PROXY_THREADS=N` sets the serving threads, as `strangler proxy --threads` does)
 
 use std::path::Path;
 use std::time::Duration;
@@ -72,7 +73,19 @@ async fn main() {
         }
         stop.cancel();
     });
-    if let Err(e) = proxy.serve(listener, Duration::from_secs(5)).await {
+    // As `strangler proxy --threads`: serving threads, 0 for the shared runtime.
+    let served = match std::env::var("STRANGLER_PROXY_THREADS") {
+        Ok(n) => {
+            let n = n
+                .parse()
+                .unwrap_or_else(|e| fail("STRANGLER_PROXY_THREADS", &e));
+            proxy
+                .serve_on_threads(listener, Duration::from_secs(5), n)
+                .await
+        }
+        Err(_) => proxy.serve(listener, Duration::from_secs(5)).await,
+    };
+    if let Err(e) = served {
         fail("serving", &e);
     }
 }

@@ -33,6 +33,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A serving thread or its runtime could not start.
+    #[error("starting a serving thread: {reason}")]
+    ServeThread {
+        /// Why.
+        reason: String,
+    },
     /// A capability's rules file failed to load.
     #[error("loading the comparison rules of capability `{capability}`: {message}")]
     Rules {

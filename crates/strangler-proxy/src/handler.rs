@@ -48,7 +48,7 @@ async fn pass_through(proxy: &Proxy, req: Request) -> Response {
     let uri = proxy.settings.legacy.uri_of(&parts.uri);
     forward::upstream_headers(&mut parts.headers);
     let up = forward::prepared(parts.method, parts.headers, uri, forward::drained(body));
-    match forward::send(&proxy.client, up, upstream_timeout(proxy)).await {
+    match forward::send(&proxy.client(), up, upstream_timeout(proxy)).await {
         Ok((resp, _)) => forward::respond(resp),
         Err(e) => forward::failure(e),
     }
@@ -187,7 +187,7 @@ async fn serve_capability(proxy: &Arc<Proxy>, m: RouteMatch, req: Request) -> Re
 async fn serve_new_plain(proxy: &Proxy, cap: usize, parts: Parts, body: Body) -> Response {
     let uri = proxy.settings.new.uri(path_and_query(&parts));
     let up = forward::request(&parts.method, &parts.headers, uri, forward::drained(body));
-    match forward::send(&proxy.client, up, upstream_timeout(proxy)).await {
+    match forward::send(&proxy.client(), up, upstream_timeout(proxy)).await {
         Ok((resp, _)) => {
             proxy.stats[cap].served_new();
             forward::respond(resp)
@@ -210,6 +210,7 @@ async fn serve_and_mirror(
         Serve::Legacy => (&proxy.settings.legacy, Serve::Legacy),
         Serve::New => (&proxy.settings.new, Serve::New),
     };
+    let client = proxy.client();
     let send = |to: &crate::config::Upstream| {
         let req = forward::request(
             &copy.method,
@@ -217,7 +218,7 @@ async fn serve_and_mirror(
             to.uri(&copy.path_and_query),
             Body::from(copy.body.clone()),
         );
-        forward::send(&proxy.client, req, upstream_timeout(proxy))
+        forward::send(&client, req, upstream_timeout(proxy))
     };
     let sent = send(upstream).await;
     if side == Serve::New {
@@ -285,9 +286,10 @@ async fn serve_checked(proxy: &Arc<Proxy>, cap: usize, copy: Copy) -> Response {
     let stats = &proxy.stats[cap];
     let timeout = upstream_timeout(proxy);
     let max = c.cfg.max_body_bytes;
+    let client = proxy.client();
     let (legacy, new) = tokio::join!(
         mirror::fetch(
-            &proxy.client,
+            &client,
             &proxy.settings.legacy,
             &copy,
             &[],
@@ -295,15 +297,7 @@ async fn serve_checked(proxy: &Arc<Proxy>, cap: usize, copy: Copy) -> Response {
             timeout,
             max
         ),
-        mirror::fetch(
-            &proxy.client,
-            &proxy.settings.new,
-            &copy,
-            &[],
-            None,
-            timeout,
-            max
-        ),
+        mirror::fetch(&client, &proxy.settings.new, &copy, &[], None, timeout, max),
     );
     let legacy = match legacy {
         Ok(l) => l,

@@ -9,7 +9,8 @@
 //! the store in batches, where promotion gates ([`gate`]) read them across proxies.
 //!
 //! The modules follow the request: [`router`] (which capability), [`modes`] (who serves),
-//! [`forward`] (streaming to upstreams), [`mirror`] (the copy and its comparison, on the
+//! `serve` (serving threads, each with its own upstream pool), [`forward`] (streaming to
+//! upstreams), [`mirror`] (the copy and its comparison, on the
 //! [`lane`], a lower-priority thread of its own), [`freshness`]
 //! (lag budgets), [`ryw`] (read-your-writes), [`stats`] and [`hist`] (counters), and
 //! [`cutover`] (the API that changes modes, and canary self-demotion).
@@ -28,6 +29,7 @@ pub mod modes;
 pub mod observe;
 pub mod router;
 pub mod ryw;
+mod serve;
 mod state;
 pub mod stats;
 

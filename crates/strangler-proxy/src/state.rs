@@ -256,18 +256,41 @@ impl Proxy {
     }
 
     /// Serves on `listener` (HTTP/1.1 keep-alive and HTTP/2 prior knowledge) until `cancel`,
-    /// then lets mirror tasks finish within `grace` and flushes the counters a last time.
+    /// on one serving thread per core, then lets mirror tasks finish within `grace` and flushes
+    /// the counters a last time.
     pub async fn serve(self: Arc<Self>, listener: TcpListener, grace: Duration) -> Result<()> {
-        let cancel = self.cancel.clone();
-        let app = crate::router::app(self.clone());
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { cancel.cancelled().await })
-            .await?;
+        let threads = crate::serve::default_threads();
+        self.serve_on_threads(listener, grace, threads).await
+    }
+
+    /// As [`Proxy::serve`], on `threads` serving threads of the proxy's own, each with its own
+    /// upstream connection pool; `0` serves on the caller's runtime instead.
+    pub async fn serve_on_threads(
+        self: Arc<Self>,
+        listener: TcpListener,
+        grace: Duration,
+        threads: usize,
+    ) -> Result<()> {
+        if threads == 0 {
+            let cancel = self.cancel.clone();
+            let app = crate::router::app(self.clone());
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { cancel.cancelled().await })
+                .await?;
+        } else {
+            crate::serve::on_threads(self.clone(), listener, threads, grace).await?;
+        }
         self.drain(grace).await;
         Ok(())
+    }
+
+    /// The upstream client of the calling thread: a serving thread's own pool, else the shared
+    /// one.
+    pub(crate) fn client(&self) -> Client {
+        crate::serve::local_client().unwrap_or_else(|| self.client.clone())
     }
 
     /// Waits for mirror tasks (at most `grace`) and writes the last counters.
