@@ -121,8 +121,10 @@ fn start_worker(proxy: Arc<Proxy>, index: usize, grace: Duration) -> crate::Resu
     let (done_tx, done) = oneshot::channel();
     let open = Arc::new(AtomicUsize::new(0));
     let counted = open.clone();
+    // Sockets and timers only: no signal or child-process driver to poll on every park.
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_io()
+        .enable_time()
         .build()
         .map_err(|e| crate::Error::ServeThread {
             reason: e.to_string(),
