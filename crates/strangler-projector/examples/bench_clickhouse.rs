@@ -9,14 +9,13 @@
 //!
 //! CLICKHOUSE_URL names an empty database, for example `http://127.0.0.1:8123/bench`.
 
+mod common;
+
 use std::time::Instant;
 
-use strangler_bus::{Header, LogPublisher, OutgoingRecord, Publisher};
 use strangler_clickhouse::Client;
-use strangler_projector::replay::From;
 use strangler_projector::{Projector, Source};
 use strangler_store::Store;
-use tokio_util::sync::CancellationToken;
 
 const PROJECTION: &str = r#"
 name = "bench_ch"
@@ -96,43 +95,21 @@ async fn main() {
     let store = Store::connect(pg).await.expect("connecting");
     store.migrate().await.expect("migrating");
 
-    let t = Instant::now();
-    let publisher = LogPublisher::new(store.clone(), 4);
-    for chunk in (0..n).collect::<Vec<_>>().chunks(20_000) {
-        let records = chunk
-            .iter()
-            .map(|&i| {
-                let (order, region, total, at) = event(i);
-                OutgoingRecord {
-                    topic: "bench_ch_orders".into(),
-                    key: Some(order.into_bytes()),
-                    value: Some(
-                        serde_json::json!({"region": region, "total_cents": total, "placed_at": at})
-                            .to_string()
-                            .into_bytes(),
-                    ),
-                    headers: vec![
-                        Header {
-                            name: "id".into(),
-                            value: uuid::Uuid::from_u128(i as u128 + 1)
-                                .to_string()
-                                .into_bytes(),
-                        },
-                        Header {
-                            name: "type".into(),
-                            value: b"OrderPlaced".to_vec(),
-                        },
-                    ],
-                    timestamp_ms: None,
-                }
-            })
-            .collect();
-        publisher.publish(records).await.expect("publishing");
-    }
-    eprintln!(
-        "published {n} events to the built-in log in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    common::publish(
+        &store,
+        "bench_ch_orders",
+        n,
+        |i| {
+            let (order, region, total, at) = event(i);
+            common::Event {
+                key: order,
+                payload: serde_json::json!({"region": region, "total_cents": total, "placed_at": at}),
+                at_ms: None,
+            }
+        },
+        common::seq_id,
+    )
+    .await;
 
     let (order_by, sum) = match shape {
         "append" => (r#"["region", "day"]"#, "[]"),
@@ -161,22 +138,7 @@ async fn main() {
     .expect("loading");
     p.setup().await.expect("setup");
     let one = p.one("bench_ch", None).expect("bench projection");
-    let plan = p.plan(&one, From::Rebuild).await.expect("plan");
-    assert_eq!(plan.events() as usize, n);
-    let t = Instant::now();
-    let stats = p
-        .replay(
-            &one,
-            &plan,
-            From::Rebuild,
-            false,
-            &CancellationToken::new(),
-            &mut |_| {},
-        )
-        .await
-        .expect("replay");
-    let sink_s = t.elapsed().as_secs_f64();
-    assert_eq!(stats.applied as usize, n);
+    let sink_s = common::timed_rebuild(&p, &one, n).await;
     let facts = if shape == "append" {
         "orders_v1"
     } else {

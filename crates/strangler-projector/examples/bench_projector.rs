@@ -10,13 +10,12 @@
 //! (for example `?options=-c%20synchronous_commit%3Doff`) apply to the projector and to COPY
 //! alike: both use the same pool.
 
+mod common;
+
 use std::time::Instant;
 
-use strangler_bus::{Header, LogPublisher, OutgoingRecord, Publisher};
-use strangler_projector::replay::From;
 use strangler_projector::{Projector, Source};
 use strangler_store::Store;
-use tokio_util::sync::CancellationToken;
 
 const PROJECTION: &str = r#"
 name = "bench"
@@ -51,7 +50,7 @@ fn event_id(i: usize, random: bool) -> String {
     if random {
         uuid::Uuid::new_v4().to_string()
     } else {
-        uuid::Uuid::from_u128(i as u128 + 1).to_string()
+        common::seq_id(i)
     }
 }
 
@@ -85,31 +84,21 @@ async fn main() {
         panic!("PostgreSQL only")
     };
 
-    let t = Instant::now();
-    let publisher = LogPublisher::new(store.clone(), 4);
-    for chunk in (0..n).collect::<Vec<_>>().chunks(20_000) {
-        let records = chunk
-            .iter()
-            .map(|&i| {
-                let (order, customer, subtotal, tax, at) = event(i);
-                OutgoingRecord {
-                    topic: "bench_orders".into(),
-                    key: Some(order.into_bytes()),
-                    value: Some(serde_json::json!({"customer_id": customer, "subtotal": subtotal, "tax": tax}).to_string().into_bytes()),
-                    headers: vec![
-                        Header { name: "id".into(), value: event_id(i, random).into_bytes() },
-                        Header { name: "type".into(), value: b"OrderPlaced".to_vec() },
-                    ],
-                    timestamp_ms: Some(at),
-                }
-            })
-            .collect();
-        publisher.publish(records).await.expect("publishing");
-    }
-    eprintln!(
-        "published {n} events to the built-in log in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    common::publish(
+        &store,
+        "bench_orders",
+        n,
+        |i| {
+            let (order, customer, subtotal, tax, at) = event(i);
+            common::Event {
+                key: order,
+                payload: serde_json::json!({"customer_id": customer, "subtotal": subtotal, "tax": tax}),
+                at_ms: Some(at),
+            }
+        },
+        |i| event_id(i, random),
+    )
+    .await;
 
     let dir = std::env::temp_dir().join(format!("strangler-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -128,22 +117,7 @@ async fn main() {
     .expect("loading");
     p.setup().await.expect("setup");
     let one = p.one("bench", None).expect("bench projection");
-    let plan = p.plan(&one, From::Rebuild).await.expect("plan");
-    assert_eq!(plan.events() as usize, n);
-    let t = Instant::now();
-    let stats = p
-        .replay(
-            &one,
-            &plan,
-            From::Rebuild,
-            false,
-            &CancellationToken::new(),
-            &mut |_| {},
-        )
-        .await
-        .expect("replay");
-    let projector_s = t.elapsed().as_secs_f64();
-    assert_eq!(stats.applied as usize, n);
+    let projector_s = common::timed_rebuild(&p, &one, n).await;
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM orders_v1")
         .fetch_one(pool)
         .await

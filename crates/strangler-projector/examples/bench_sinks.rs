@@ -6,14 +6,13 @@
 //!
 //! Usage: bench_sinks POSTGRES_URL REDIS_URL EVENTS [BATCH]
 
+mod common;
+
 use std::time::Instant;
 
-use strangler_bus::{Header, LogPublisher, OutgoingRecord, Publisher};
 use strangler_core::config::{RedisSinkConfig, SinksConfig};
-use strangler_projector::replay::From;
 use strangler_projector::{Projector, Source};
 use strangler_store::Store;
-use tokio_util::sync::CancellationToken;
 
 const PROJECTION: &str = r#"
 name = "bench_redis"
@@ -59,31 +58,21 @@ async fn main() {
     store.migrate().await.expect("migrating");
     let prefix = format!("bench{}", std::process::id());
 
-    let t = Instant::now();
-    let publisher = LogPublisher::new(store.clone(), 4);
-    for chunk in (0..n).collect::<Vec<_>>().chunks(20_000) {
-        let records = chunk
-            .iter()
-            .map(|&i| {
-                let (order, customer, subtotal, tax, at) = event(i);
-                OutgoingRecord {
-                    topic: "bench_orders".into(),
-                    key: Some(order.into_bytes()),
-                    value: Some(serde_json::json!({"customer_id": customer, "subtotal": subtotal, "tax": tax}).to_string().into_bytes()),
-                    headers: vec![
-                        Header { name: "id".into(), value: uuid::Uuid::from_u128(i as u128 + 1).to_string().into_bytes() },
-                        Header { name: "type".into(), value: b"OrderPlaced".to_vec() },
-                    ],
-                    timestamp_ms: Some(at),
-                }
-            })
-            .collect();
-        publisher.publish(records).await.expect("publishing");
-    }
-    eprintln!(
-        "published {n} events to the built-in log in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    common::publish(
+        &store,
+        "bench_orders",
+        n,
+        |i| {
+            let (order, customer, subtotal, tax, at) = event(i);
+            common::Event {
+                key: order,
+                payload: serde_json::json!({"customer_id": customer, "subtotal": subtotal, "tax": tax}),
+                at_ms: Some(at),
+            }
+        },
+        common::seq_id,
+    )
+    .await;
 
     let dir = std::env::temp_dir().join(format!("strangler-bench-sinks-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -111,22 +100,7 @@ async fn main() {
     .expect("loading");
     p.setup().await.expect("setup");
     let one = p.one("bench_redis", None).expect("bench projection");
-    let plan = p.plan(&one, From::Rebuild).await.expect("plan");
-    assert_eq!(plan.events() as usize, n);
-    let t = Instant::now();
-    let stats = p
-        .replay(
-            &one,
-            &plan,
-            From::Rebuild,
-            false,
-            &CancellationToken::new(),
-            &mut |_| {},
-        )
-        .await
-        .expect("replay");
-    let sink_s = t.elapsed().as_secs_f64();
-    assert_eq!(stats.applied as usize, n);
+    let sink_s = common::timed_rebuild(&p, &one, n).await;
 
     // The same hashes written directly, pipelined 1,000 commands per round trip.
     let client = redis::Client::open(redis_url.as_str()).expect("redis url");
