@@ -2,7 +2,8 @@
 # Shadow proxy benchmark: one run, the same upstreams, five ways to reach them.
 #   (a) direct to legacy            (b) strangler pass-through   (c) strangler shadow mode
 #   (d) nginx proxy_pass            (e) nginx proxy_pass + mirror to the new path
-# Legacy and new are nginx serving a static 2 KB JSON document (worker_processes 2).
+# Legacy and new are nginx serving a static 2 KB JSON document (worker_processes 2), in the same
+# nginx as (d) and (e) or, with UPSTREAMS=apart, in an nginx of their own.
 # Throughput: wrk, 2 threads, 32 connections, $DURATION s. Latency at a fixed rate: the
 # open-loop generator crates/strangler-proxy/examples/fixed_rate.rs (oha is used instead when
 # installed; both keep at most $FIXED_CONNECTIONS connections). Then pass-through and shadow
@@ -50,7 +51,9 @@ chmod 755 "$DIR"
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    [ -f "$DIR/nginx.pid" ] && kill "$(cat "$DIR/nginx.pid")" 2>/dev/null || true
+    for pid in "$DIR/nginx.pid" "$DIR/upstreams.pid"; do
+        [ -f "$pid" ] && kill "$(cat "$pid")" 2>/dev/null || true
+    done
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -71,38 +74,55 @@ open(sys.argv[1], "w").write(text)
 PY
 chmod -R a+rX "$DIR/www"
 
-cat > "$DIR/nginx.conf" <<NGINX
-worker_processes 2;
-user root;
-pid $DIR/nginx.pid;
-error_log $DIR/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
+# UPSTREAMS=shared (default): the static upstreams and nginx's proxies run in the same two nginx
+# workers, so nginx can serve its own upstream hop without a switch to another process.
+# UPSTREAMS=apart: the upstreams are a second nginx instance with workers of their own, so every
+# proxy measured (nginx's and strangler's) crosses to another process for its upstream hop.
+UPSTREAMS=${UPSTREAMS:-shared}
+UPSTREAM_SERVERS="
+    server { listen 127.0.0.1:18081; root $DIR/www; default_type application/json; }
+    server { listen 127.0.0.1:18082; root $DIR/www; default_type application/json; }"
+PROXY_SERVERS="
     upstream legacy  { server 127.0.0.1:18081; keepalive 128; }
     upstream newpath { server 127.0.0.1:18082; keepalive 128; }
-    server { listen 127.0.0.1:18081; root $DIR/www; default_type application/json; }
-    server { listen 127.0.0.1:18082; root $DIR/www; default_type application/json; }
     server {
         listen 127.0.0.1:18083;
-        location / { proxy_pass http://legacy; proxy_http_version 1.1; proxy_set_header Connection ""; }
+        location / { proxy_pass http://legacy; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
     }
     server {
         listen 127.0.0.1:18084;
         location / {
             mirror /mirror;
-            proxy_pass http://legacy; proxy_http_version 1.1; proxy_set_header Connection "";
+            proxy_pass http://legacy; proxy_http_version 1.1; proxy_set_header Connection \"\";
         }
         location = /mirror {
             internal;
             proxy_pass http://newpath\$request_uri;
-            proxy_http_version 1.1; proxy_set_header Connection "";
+            proxy_http_version 1.1; proxy_set_header Connection \"\";
         }
-    }
+    }"
+nginx_conf() { # nginx_conf NAME SERVERS...
+    local name=$1; shift
+    cat > "$DIR/$name.conf" <<NGINX
+worker_processes 2;
+user root;
+pid $DIR/$name.pid;
+error_log $DIR/$name-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    $*
 }
 NGINX
-nginx -c "$DIR/nginx.conf" -p "$DIR"
+    nginx -c "$DIR/$name.conf" -p "$DIR"
+}
+case "$UPSTREAMS" in
+    shared) nginx_conf nginx "$UPSTREAM_SERVERS" "$PROXY_SERVERS" ;;
+    apart) nginx_conf upstreams "$UPSTREAM_SERVERS"; nginx_conf nginx "$PROXY_SERVERS" ;;
+    *) echo "UPSTREAMS must be shared or apart, not $UPSTREAMS" >&2; exit 2 ;;
+esac
+echo "nginx upstreams: $UPSTREAMS" >&2
 
 for kind in pass shadow; do
     port=$([ "$kind" = pass ] && echo 18090 || echo 18091)
