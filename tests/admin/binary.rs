@@ -1,6 +1,7 @@
 //! The real `strangler proxy` binary with `[admin]` and the mismatch store: it serves the admin
 //! API beside the proxy (refusing without a token), records mismatches while it shadows, and
-//! keeps them after SIGTERM; `strangler admin` then serves the same store on its own.
+//! keeps them after SIGTERM; `strangler admin` then serves the same store on its own. It also
+//! spreads client connections evenly over the serving threads `--threads` asks for.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -196,4 +197,102 @@ async fn proxy_binary_serves_the_admin_api_and_records_mismatches() {
         "no proxy runs here"
     );
     stop(&mut alone);
+}
+
+/// The gauge `strangler_proxy_client_connections{thread="N"}` of a `/metrics` page, per thread.
+fn connections_per_thread(metrics: &str) -> Vec<(String, f64)> {
+    let mut per: Vec<(String, f64)> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("strangler_proxy_client_connections{thread=\""))
+        .filter_map(|l| {
+            let (thread, rest) = l.split_once("\"}")?;
+            Some((thread.to_owned(), rest.trim().parse().ok()?))
+        })
+        .collect();
+    per.sort_by(|a, b| a.0.cmp(&b.0));
+    per
+}
+
+#[tokio::test]
+async fn proxy_binary_spreads_client_connections_over_its_serving_threads() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let legacy = strangler_test_support::upstream::upstream(axum::Router::new().route(
+        "/orders/{id}",
+        axum::routing::get(|| async { r#"{"id":1}"# }),
+    ))
+    .await;
+    let db = sqlite_file();
+    let (proxy_port, metrics_port) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = dir.path().join("strangler.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "[store]\nurl = \"{db}\"\n\n[proxy]\nlisten = \"127.0.0.1:{proxy_port}\"\n\
+             legacy_url = \"{legacy}\"\nnew_url = \"{legacy}\"\n\n\
+             [telemetry]\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n\n\
+             [[capability]]\nname = \"orders\"\nroutes = [\"GET /orders/{{id}}\"]\n",
+            db = db.url,
+            legacy = legacy.url(),
+        ),
+    )
+    .unwrap();
+    let mut proxy = Command::new(strangler_bin())
+        .arg("--config")
+        .arg(&config_file)
+        .args(["proxy", "--threads", "3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_up(
+        &format!("http://127.0.0.1:{proxy_port}/orders/0"),
+        &mut proxy,
+    )
+    .await;
+    let metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
+    // The probe's own connection has closed once its gauge is back to 0 on every thread.
+    let settled = |want: f64| {
+        let metrics = metrics.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let (_, page) = status(&metrics, None).await.expect("metrics page");
+                let per = connections_per_thread(&page);
+                if per.len() == 3 && per.iter().all(|(_, n)| *n == want) {
+                    return per;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "gauges never reached {want}: {per:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    settled(0.0).await;
+
+    // Six keep-alive clients, one after the other: two on each of the three threads.
+    let mut clients = Vec::new();
+    for id in 1..=6 {
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", proxy_port))
+            .await
+            .unwrap();
+        c.write_all(format!("GET /orders/{id} HTTP/1.1\r\nhost: proxy\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        while !answer.ends_with(br#"{"id":1}"#) {
+            let mut buf = [0u8; 1024];
+            let n = c.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the proxy closed a keep-alive connection");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+        clients.push(c);
+    }
+    settled(2.0).await;
+    drop(clients);
+    settled(0.0).await;
+    stop(&mut proxy);
 }

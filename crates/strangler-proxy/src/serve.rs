@@ -43,6 +43,8 @@ pub(crate) fn local_client() -> Option<Client> {
 struct Worker {
     conns: mpsc::UnboundedSender<std::net::TcpStream>,
     open: Arc<AtomicUsize>,
+    /// `strangler_proxy_client_connections{thread}`: the same count, for operators.
+    gauge: metrics::Gauge,
     done: oneshot::Receiver<()>,
 }
 
@@ -91,8 +93,10 @@ pub(crate) async fn on_threads(
         next = (pick + 1) % n;
         let w = &workers[pick];
         w.open.fetch_add(1, Relaxed);
+        w.gauge.increment(1.0);
         if w.conns.send(stream).is_err() {
             w.open.fetch_sub(1, Relaxed);
+            w.gauge.decrement(1.0);
             metrics::counter!("strangler_proxy_connections_refused_total").increment(1);
             tracing::error!(
                 thread = pick,
@@ -120,7 +124,9 @@ fn start_worker(proxy: Arc<Proxy>, index: usize, grace: Duration) -> crate::Resu
     let (conns, rx) = mpsc::unbounded_channel();
     let (done_tx, done) = oneshot::channel();
     let open = Arc::new(AtomicUsize::new(0));
-    let counted = open.clone();
+    let gauge =
+        metrics::gauge!("strangler_proxy_client_connections", "thread" => index.to_string());
+    let counted = (open.clone(), gauge.clone());
     // Sockets and timers only: no signal or child-process driver to poll on every park.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -143,14 +149,19 @@ fn start_worker(proxy: Arc<Proxy>, index: usize, grace: Duration) -> crate::Resu
         .map_err(|e| crate::Error::ServeThread {
             reason: e.to_string(),
         })?;
-    Ok(Worker { conns, open, done })
+    Ok(Worker {
+        conns,
+        open,
+        gauge,
+        done,
+    })
 }
 
 /// A serving thread's loop: serve each connection handed over, until the acceptor stops.
 async fn serve_connections(
     proxy: Arc<Proxy>,
     mut conns: mpsc::UnboundedReceiver<std::net::TcpStream>,
-    open: Arc<AtomicUsize>,
+    (open, gauge): (Arc<AtomicUsize>, metrics::Gauge),
     grace: Duration,
 ) {
     let stop = proxy.cancel.clone();
@@ -160,15 +171,17 @@ async fn serve_connections(
             Ok(s) => s,
             Err(e) => {
                 open.fetch_sub(1, Relaxed);
+                gauge.decrement(1.0);
                 tracing::warn!(error = %e, "taking over a client connection failed");
                 continue;
             }
         };
-        let (proxy, open, stop) = (proxy.clone(), open.clone(), stop.clone());
+        let (proxy, open, gauge, stop) = (proxy.clone(), open.clone(), gauge.clone(), stop.clone());
         tracker.spawn(
             async move {
                 serve_one(proxy, stream, stop).await;
                 open.fetch_sub(1, Relaxed);
+                gauge.decrement(1.0);
             }
             .instrument(tracing::debug_span!("client_connection")),
         );
