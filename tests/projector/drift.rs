@@ -8,7 +8,8 @@ use strangler_projector::replay::From;
 use tokio_util::sync::CancellationToken;
 
 use super::support::{
-    BusKind, Env, StoreKind, count, drift, order_events, order_summary, rows, summary,
+    BusKind, Env, StoreKind, count, drift, order_events, order_summary, replay_rebuild, rows,
+    summary,
 };
 
 const BUGGY: &str = "total = :subtotal + :tax,\n    updated_at";
@@ -82,19 +83,8 @@ async fn drift_story(store: StoreKind, bus: BusKind, events: usize) {
     );
 
     // A rebuild from scratch gives the same rows, byte for byte (determinism).
-    let plan = p.plan(&one, From::Rebuild).await.unwrap();
-    assert_eq!(plan.events() as usize, events);
-    let stats = p
-        .replay(
-            &one,
-            &plan,
-            From::Rebuild,
-            false,
-            &CancellationToken::new(),
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
+    let (planned, stats) = replay_rebuild(&p, &one, false).await;
+    assert_eq!(planned as usize, events);
     assert_eq!(stats.applied as usize, events);
     assert_eq!(
         rows(&env.read, "orders_v1").await,
@@ -155,18 +145,7 @@ async fn dry_run_changes_nothing(store: StoreKind) {
         .await
         .unwrap();
     let one = p.one("orders", None).unwrap();
-    let plan = p.plan(&one, From::Rebuild).await.unwrap();
-    let stats = p
-        .replay(
-            &one,
-            &plan,
-            From::Rebuild,
-            true,
-            &CancellationToken::new(),
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
+    let (_, stats) = replay_rebuild(&p, &one, true).await;
     assert_eq!(
         stats.applied, 2000,
         "a dry run applies every event inside its transaction"

@@ -470,17 +470,29 @@ pub fn start_project_run(config: &Path) -> Child {
 /// Rebuilds projection `name` (its highest version) from the start of the bus, as
 /// `strangler project rebuild` does, until caught up.
 pub async fn rebuild(p: &Projector, name: &str) {
-    use strangler_projector::replay::From;
     let one = p.one(name, None).unwrap();
-    let plan = p.plan(&one, From::Rebuild).await.unwrap();
-    p.replay(
-        &one,
-        &plan,
-        From::Rebuild,
-        false,
-        &CancellationToken::new(),
-        &mut |_| {},
-    )
-    .await
-    .unwrap();
+    replay_rebuild(p, &one, false).await;
+}
+
+/// Plans a rebuild of `one` and replays it until caught up; with `dry_run` inside one
+/// transaction that is rolled back. Returns the events the plan covered and the run's figures.
+pub async fn replay_rebuild(
+    p: &Projector,
+    one: &std::sync::Arc<strangler_projector::SqlProjection>,
+    dry_run: bool,
+) -> (u64, strangler_projector::runtime::RunStats) {
+    use strangler_projector::replay::From;
+    let plan = p.plan(one, From::Rebuild).await.unwrap();
+    let stats = p
+        .replay(
+            one,
+            &plan,
+            From::Rebuild,
+            dry_run,
+            &CancellationToken::new(),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    (plan.events(), stats)
 }

@@ -113,18 +113,7 @@ async fn replay_from_an_offset_into_redis_adds_no_duplicates() {
     }
 
     // A dry run writes nothing to Redis either.
-    let plan = p.plan(&one, From::Rebuild).await.unwrap();
-    let dry = p
-        .replay(
-            &one,
-            &plan,
-            From::Rebuild,
-            true,
-            &CancellationToken::new(),
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
+    let (_, dry) = super::support::replay_rebuild(&p, &one, true).await;
     assert!(dry.applied > 0);
     assert_eq!(
         live_namespace(&probe.prefix).await,
