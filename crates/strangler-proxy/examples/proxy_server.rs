@@ -74,17 +74,15 @@ async fn main() {
         stop.cancel();
     });
     // As `strangler proxy --threads`: serving threads, 0 for the shared runtime.
-    let served = match std::env::var("STRANGLER_PROXY_THREADS") {
-        Ok(n) => {
-            let n = n
-                .parse()
-                .unwrap_or_else(|e| fail("STRANGLER_PROXY_THREADS", &e));
-            proxy
-                .serve_on_threads(listener, Duration::from_secs(5), n)
-                .await
-        }
-        Err(_) => proxy.serve(listener, Duration::from_secs(5)).await,
+    let threads = match std::env::var("STRANGLER_PROXY_THREADS") {
+        Ok(n) => n
+            .parse()
+            .unwrap_or_else(|e| fail("STRANGLER_PROXY_THREADS", &e)),
+        Err(_) => strangler_proxy::default_threads(),
     };
+    let served = proxy
+        .serve_on_threads(listener, Duration::from_secs(5), threads)
+        .await;
     if let Err(e) = served {
         fail("serving", &e);
     }

@@ -126,6 +126,15 @@ impl Settings {
                 .any(|c| c.sandbox.as_ref().is_some_and(Upstream::is_https))
     }
 
+    /// A new upstream client (its own connection pool) for these upstreams.
+    pub fn upstream_client(&self) -> Result<crate::forward::Client> {
+        crate::forward::client(&self.proxy, self.tls_ca_pem.as_deref(), self.needs_tls()).map_err(
+            |e| crate::Error::Tls {
+                reason: e.to_string(),
+            },
+        )
+    }
+
     /// Compiles the settings, loading every capability's rules file.
     pub fn from_config(config: &Config) -> Result<Settings> {
         let proxy = config.proxy.clone().ok_or(Error::NoProxySection)?;

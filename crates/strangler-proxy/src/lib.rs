@@ -36,4 +36,5 @@ pub mod stats;
 pub use error::{Error, ProxyError, Result};
 pub use observe::Observation;
 pub use router::app;
+pub use serve::default_threads;
 pub use state::{CapabilityStatus, Proxy};

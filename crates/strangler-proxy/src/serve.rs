@@ -42,10 +42,38 @@ pub(crate) fn local_client() -> Option<Client> {
 /// One serving thread as the acceptor sees it.
 struct Worker {
     conns: mpsc::UnboundedSender<std::net::TcpStream>,
-    open: Arc<AtomicUsize>,
-    /// `strangler_proxy_client_connections{thread}`: the same count, for operators.
-    gauge: metrics::Gauge,
+    open: Arc<Open>,
     done: oneshot::Receiver<()>,
+}
+
+/// The client connections a serving thread holds: read by the acceptor to pick a thread, and
+/// shown to operators as `strangler_proxy_client_connections{thread}`.
+struct Open {
+    count: AtomicUsize,
+    gauge: metrics::Gauge,
+}
+
+impl Open {
+    fn new(thread: usize) -> Open {
+        Open {
+            count: AtomicUsize::new(0),
+            gauge: metrics::gauge!("strangler_proxy_client_connections", "thread" => thread.to_string()),
+        }
+    }
+
+    fn get(&self) -> usize {
+        self.count.load(Relaxed)
+    }
+
+    fn opened(&self) {
+        self.count.fetch_add(1, Relaxed);
+        self.gauge.increment(1.0);
+    }
+
+    fn closed(&self) {
+        self.count.fetch_sub(1, Relaxed);
+        self.gauge.decrement(1.0);
+    }
 }
 
 /// Serves `listener` on `threads` serving threads until the proxy's cancellation token fires,
@@ -88,15 +116,13 @@ pub(crate) async fn on_threads(
         let n = workers.len();
         let pick = (0..n)
             .map(|k| (next + k) % n)
-            .min_by_key(|&w| workers[w].open.load(Relaxed))
+            .min_by_key(|&w| workers[w].open.get())
             .unwrap_or(0);
         next = (pick + 1) % n;
         let w = &workers[pick];
-        w.open.fetch_add(1, Relaxed);
-        w.gauge.increment(1.0);
+        w.open.opened();
         if w.conns.send(stream).is_err() {
-            w.open.fetch_sub(1, Relaxed);
-            w.gauge.decrement(1.0);
+            w.open.closed();
             metrics::counter!("strangler_proxy_connections_refused_total").increment(1);
             tracing::error!(
                 thread = pick,
@@ -113,20 +139,11 @@ pub(crate) async fn on_threads(
 }
 
 fn start_worker(proxy: Arc<Proxy>, index: usize, grace: Duration) -> crate::Result<Worker> {
-    let client = crate::forward::client(
-        &proxy.settings.proxy,
-        proxy.settings.tls_ca_pem.as_deref(),
-        proxy.settings.needs_tls(),
-    )
-    .map_err(|e| crate::Error::Tls {
-        reason: e.to_string(),
-    })?;
+    let client = proxy.settings.upstream_client()?;
     let (conns, rx) = mpsc::unbounded_channel();
     let (done_tx, done) = oneshot::channel();
-    let open = Arc::new(AtomicUsize::new(0));
-    let gauge =
-        metrics::gauge!("strangler_proxy_client_connections", "thread" => index.to_string());
-    let counted = (open.clone(), gauge.clone());
+    let open = Arc::new(Open::new(index));
+    let counted = open.clone();
     // Sockets and timers only: no signal or child-process driver to poll on every park.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -149,19 +166,14 @@ fn start_worker(proxy: Arc<Proxy>, index: usize, grace: Duration) -> crate::Resu
         .map_err(|e| crate::Error::ServeThread {
             reason: e.to_string(),
         })?;
-    Ok(Worker {
-        conns,
-        open,
-        gauge,
-        done,
-    })
+    Ok(Worker { conns, open, done })
 }
 
 /// A serving thread's loop: serve each connection handed over, until the acceptor stops.
 async fn serve_connections(
     proxy: Arc<Proxy>,
     mut conns: mpsc::UnboundedReceiver<std::net::TcpStream>,
-    (open, gauge): (Arc<AtomicUsize>, metrics::Gauge),
+    open: Arc<Open>,
     grace: Duration,
 ) {
     let stop = proxy.cancel.clone();
@@ -170,18 +182,16 @@ async fn serve_connections(
         let stream = match TcpStream::from_std(stream) {
             Ok(s) => s,
             Err(e) => {
-                open.fetch_sub(1, Relaxed);
-                gauge.decrement(1.0);
+                open.closed();
                 tracing::warn!(error = %e, "taking over a client connection failed");
                 continue;
             }
         };
-        let (proxy, open, gauge, stop) = (proxy.clone(), open.clone(), gauge.clone(), stop.clone());
+        let (proxy, open, stop) = (proxy.clone(), open.clone(), stop.clone());
         tracker.spawn(
             async move {
                 serve_one(proxy, stream, stop).await;
-                open.fetch_sub(1, Relaxed);
-                gauge.decrement(1.0);
+                open.closed();
             }
             .instrument(tracing::debug_span!("client_connection")),
         );
@@ -232,7 +242,7 @@ fn is_connection_error(e: &std::io::Error) -> bool {
     )
 }
 
-/// One serving thread per core the process may use.
-pub(crate) fn default_threads() -> usize {
+/// One serving thread per core the process may use: what [`Proxy::serve`] starts.
+pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }

@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use crate::config::Settings;
 use crate::error::Result;
-use crate::forward::{self, Client};
+use crate::forward::Client;
 use crate::freshness::Freshness;
 use crate::mirror::MirrorPool;
 use crate::modes::ModeTable;
@@ -98,14 +98,7 @@ impl Proxy {
             std::process::id(),
             rand::random::<u32>()
         );
-        let client = forward::client(
-            &settings.proxy,
-            settings.tls_ca_pem.as_deref(),
-            settings.needs_tls(),
-        )
-        .map_err(|e| crate::Error::Tls {
-            reason: e.to_string(),
-        })?;
+        let client = settings.upstream_client()?;
         let lane = crate::lane::Lane::start(
             &settings.proxy,
             settings.tls_ca_pem.as_deref(),
@@ -259,8 +252,8 @@ impl Proxy {
     /// on one serving thread per core, then lets mirror tasks finish within `grace` and flushes
     /// the counters a last time.
     pub async fn serve(self: Arc<Self>, listener: TcpListener, grace: Duration) -> Result<()> {
-        let threads = crate::serve::default_threads();
-        self.serve_on_threads(listener, grace, threads).await
+        self.serve_on_threads(listener, grace, crate::serve::default_threads())
+            .await
     }
 
     /// As [`Proxy::serve`], on `threads` serving threads of the proxy's own, each with its own

@@ -80,22 +80,16 @@ pub async fn run(global: &GlobalArgs, args: &ProxyArgs) -> anyhow::Result<ExitCo
         "shadow proxy listening"
     );
 
-    let served = match args.threads {
-        Some(threads) => {
-            shutdown
-                .drain(
-                    proxy
-                        .clone()
-                        .serve_on_threads(listener, shutdown.grace, threads),
-                )
-                .await
-        }
-        None => {
-            shutdown
-                .drain(proxy.clone().serve(listener, shutdown.grace))
-                .await
-        }
-    };
+    let threads = args
+        .threads
+        .unwrap_or_else(strangler_proxy::default_threads);
+    let served = shutdown
+        .drain(
+            proxy
+                .clone()
+                .serve_on_threads(listener, shutdown.grace, threads),
+        )
+        .await;
     for task in background {
         let _ = task.await;
     }
