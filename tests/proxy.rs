@@ -25,6 +25,8 @@ use strangler_test_support::upstream::{Upstream, upstream};
 use strangler_test_support::{pg_database, sqlite_file};
 use tokio_util::sync::CancellationToken;
 
+mod fast;
+
 const ORDER: &str = r#"{"id":"ID","total":10,"lines":[{"sku":"a","qty":1}]}"#;
 
 fn order(id: &str) -> String {

@@ -83,6 +83,11 @@ impl Upstream {
     pub fn authority(&self) -> &Authority {
         &self.authority
     }
+
+    /// The path every request's own path is appended to (empty for none).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
 }
 
 /// One capability, ready for the request path.

@@ -110,12 +110,23 @@ pub enum ProxyError {
     Timeout,
 }
 
-impl IntoResponse for ProxyError {
-    fn into_response(self) -> Response {
-        let status = match self {
+impl ProxyError {
+    /// The status the client gets.
+    pub fn status(&self) -> StatusCode {
+        match self {
             ProxyError::Upstream => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
-        };
-        (status, format!("{self}\n")).into_response()
+        }
+    }
+
+    /// The body the client gets: the message, one line of plain text.
+    pub fn body(&self) -> String {
+        format!("{self}\n")
+    }
+}
+
+impl IntoResponse for ProxyError {
+    fn into_response(self) -> Response {
+        (self.status(), self.body()).into_response()
     }
 }

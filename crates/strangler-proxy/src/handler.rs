@@ -98,7 +98,7 @@ async fn capability(proxy: &Arc<Proxy>, m: RouteMatch, req: Request) -> Response
 
 async fn serve_capability(proxy: &Arc<Proxy>, m: RouteMatch, req: Request) -> Response {
     let (mode, all_killed) = proxy.modes.serving(m.cap);
-    if mode.mode == strangler_core::Mode::Legacy || mode.killed || all_killed {
+    if mode.legacy_only(all_killed) {
         // What `modes::plan` decides for these, without the key, hashes and samples it needs
         // for the other modes: legacy serves, nothing is compared, nothing is counted.
         return pass_through(proxy, req).await;

@@ -18,6 +18,7 @@
 pub mod config;
 pub mod cutover;
 mod error;
+mod fast;
 pub mod forward;
 pub mod freshness;
 pub mod gate;

@@ -25,6 +25,14 @@ pub struct CapMode {
     pub since: Option<DateTime<Utc>>,
 }
 
+impl CapMode {
+    /// Whether its requests only go to legacy, with nothing compared or counted: `legacy`
+    /// mode, or killed (by its own switch or, `all_killed`, the global one).
+    pub fn legacy_only(&self, all_killed: bool) -> bool {
+        self.mode == Mode::Legacy || self.killed || all_killed
+    }
+}
+
 impl Default for CapMode {
     fn default() -> Self {
         CapMode {

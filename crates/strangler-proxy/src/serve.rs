@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::fast;
 use crate::forward::Client;
 use crate::state::Proxy;
 
@@ -140,6 +141,7 @@ pub(crate) async fn on_threads(
 
 fn start_worker(proxy: Arc<Proxy>, index: usize, grace: Duration) -> crate::Result<Worker> {
     let client = proxy.settings.upstream_client()?;
+    let fast = fast::Legacy::of(&proxy.settings).map(Arc::new);
     let (conns, rx) = mpsc::unbounded_channel();
     let (done_tx, done) = oneshot::channel();
     let open = Arc::new(Open::new(index));
@@ -157,7 +159,8 @@ fn start_worker(proxy: Arc<Proxy>, index: usize, grace: Duration) -> crate::Resu
         .spawn(move || {
             LOCAL_CLIENT.with(|c| *c.borrow_mut() = Some(client));
             let span = tracing::info_span!("serve", thread = index);
-            runtime.block_on(serve_connections(proxy, rx, counted, grace).instrument(span));
+            runtime.block_on(serve_connections(proxy, rx, counted, grace, fast).instrument(span));
+            fast::close_idle();
             // Connections still open after the grace period are cut here.
             runtime.shutdown_timeout(Duration::from_millis(100));
             LOCAL_CLIENT.with(|c| c.borrow_mut().take());
@@ -175,6 +178,7 @@ async fn serve_connections(
     mut conns: mpsc::UnboundedReceiver<std::net::TcpStream>,
     open: Arc<Open>,
     grace: Duration,
+    fast: Option<Arc<fast::Legacy>>,
 ) {
     let stop = proxy.cancel.clone();
     let tracker = TaskTracker::new();
@@ -187,10 +191,10 @@ async fn serve_connections(
                 continue;
             }
         };
-        let (proxy, open, stop) = (proxy.clone(), open.clone(), stop.clone());
+        let (proxy, open, stop, fast) = (proxy.clone(), open.clone(), stop.clone(), fast.clone());
         tracker.spawn(
             async move {
-                serve_one(proxy, stream, stop).await;
+                serve_one(proxy, stream, stop, fast).await;
                 open.closed();
             }
             .instrument(tracing::debug_span!("client_connection")),
@@ -206,8 +210,21 @@ async fn serve_connections(
 }
 
 /// One client connection: HTTP/1.1 keep-alive or HTTP/2 (prior knowledge), closed gracefully
-/// (the answer in flight finishes, then the connection closes) once `stop` fires.
-async fn serve_one(proxy: Arc<Proxy>, stream: TcpStream, stop: CancellationToken) {
+/// (the answer in flight finishes, then the connection closes) once `stop` fires. With `fast`,
+/// plain pass-through `GET`s are forwarded by [`fast`] until a request needs hyper.
+async fn serve_one(
+    proxy: Arc<Proxy>,
+    stream: TcpStream,
+    stop: CancellationToken,
+    fast: Option<Arc<fast::Legacy>>,
+) {
+    let io = match fast {
+        Some(legacy) => match fast::serve(&proxy, &legacy, stream, &stop).await {
+            fast::Outcome::Closed => return,
+            fast::Outcome::Hyper(io) => io,
+        },
+        None => fast::Rewind::new(stream),
+    };
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let proxy = proxy.clone();
         async move {
@@ -215,7 +232,7 @@ async fn serve_one(proxy: Arc<Proxy>, stream: TcpStream, stop: CancellationToken
         }
     });
     let builder = Builder::new(TokioExecutor::new());
-    let mut conn = pin!(builder.serve_connection_with_upgrades(TokioIo::new(stream), service));
+    let mut conn = pin!(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
     let mut stopping = false;
     loop {
         tokio::select! {

@@ -34,6 +34,14 @@ pub struct ProxyConfig {
     /// How long an idle pooled upstream connection is kept.
     #[serde(default = "default_pool_idle_timeout_ms")]
     pub pool_idle_timeout_ms: u64,
+    /// Forward plain HTTP/1.1 `GET`s that nothing compares (no route, or a capability in
+    /// `legacy` mode or killed) with strangler's own HTTP/1.1 code on the serving threads, not
+    /// through hyper: the same bytes reach legacy and the client, with less work per request. Anything
+    /// else on the connection (a body, another method, HTTP/2, an upgrade, a capability that is
+    /// compared) is served by hyper from then on. Applies to an `http://` legacy only. Turn it off
+    /// to rule it out when troubleshooting.
+    #[serde(default = "default_true")]
+    pub fast_pass_through: bool,
     /// Headers set on every mirrored request (added or replaced), for example to route it to a
     /// test tenant or mark it for the new path's logs.
     #[serde(default)]
@@ -68,6 +76,11 @@ fn default_stats_flush_ms() -> u64 {
 /// 30 s, the common default of reverse proxies (nginx `proxy_read_timeout` is 60 s).
 fn default_upstream_timeout_ms() -> u64 {
     30_000
+}
+
+/// On: the pass-through path is the busiest, and what it skips is what pass-through never uses.
+fn default_true() -> bool {
+    true
 }
 
 /// 90 s, hyper-util's own default for idle pooled connections.
