@@ -17,7 +17,9 @@
 #                                 runs crates/strangler-proxy/examples/proxy_server.rs, the proxy
 #                                 without the CLI's mismatch store, metrics and admin services;
 #                                 STRANGLER_BIN=path measures another build of the binary, for
-#                                 before/after runs side by side)
+#                                 before/after runs side by side; PROXY_EXTRA adds lines to both
+#                                 proxies' [proxy] section, for example
+#                                 PROXY_EXTRA='fast_pass_through = false')
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -134,6 +136,7 @@ url = "sqlite://$DIR/$kind.db"
 listen = "127.0.0.1:$port"
 legacy_url = "http://127.0.0.1:18081"
 new_url = "http://127.0.0.1:18082"
+${PROXY_EXTRA:-}
 
 [telemetry]
 log_filter = "warn"
