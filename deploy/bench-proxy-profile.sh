@@ -7,7 +7,8 @@
 #
 # Usage: deploy/bench-proxy-profile.sh     (REQUESTS=1000 RATE=100; SKIP_BUILD=1 to reuse builds;
 #        PROXY_BIN=example profiles crates/strangler-proxy/examples/proxy_server.rs instead of
-#        `strangler proxy`: the same proxy without the CLI's mismatch store, metrics and admin)
+#        `strangler proxy`: the same proxy without the CLI's mismatch store, metrics and admin;
+#        PROXY_EXTRA adds lines to the [proxy] section, e.g. PROXY_EXTRA='fast_pass_through = false')
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,6 +71,7 @@ url = "sqlite://$DIR/$kind.db"
 listen = "127.0.0.1:$port"
 legacy_url = "http://127.0.0.1:18181"
 new_url = "http://127.0.0.1:18182"
+${PROXY_EXTRA:-}
 
 [telemetry]
 log_filter = "warn"

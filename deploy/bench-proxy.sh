@@ -188,13 +188,31 @@ fixed_rate() {
     fi
 }
 
+# Copies the shadow proxy has judged and skipped so far (the store is written once a second).
+judged() {
+    sleep 2
+    python3 - "$DIR/shadow.db" <<'PY'
+import sqlite3, sys
+m, s = sqlite3.connect(sys.argv[1]).execute(
+    "SELECT coalesce(sum(matches + mismatches + stale + errors), 0), coalesce(sum(skipped), 0) "
+    "FROM strangler_verdict_counts").fetchone()
+print(m, s)
+PY
+}
+
 for k in a b c d e; do
     curl -s -o /dev/null "${URL[$k]}"
     wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${URL[$k]}" >"$DIR/wrk-$k.txt"
     RPS[$k]=$(awk '/Requests\/sec/ {print $2}' "$DIR/wrk-$k.txt")
     P99[$k]=$(awk '$1 == "99%" {print $2}' "$DIR/wrk-$k.txt")
     sleep 1
+    [ "$k" = c ] && read -r j0 s0 < <(judged)
     FIX[$k]=$(fixed_rate "${URL[$k]}")
+    if [ "$k" = c ]; then
+        read -r j1 s1 < <(judged)
+        FIXED_JUDGED="$((j1 - j0)) copies judged, $((s1 - s0)) skipped"
+        echo "shadow at $RATE/s: $FIXED_JUDGED" >&2
+    fi
     echo "($k) ${NAME[$k]}: ${RPS[$k]} req/s, wrk p99 ${P99[$k]}; at $RATE/s: ${FIX[$k]}" >&2
 done
 
@@ -238,6 +256,7 @@ done
 echo
 echo "pass-through / nginx proxy_pass = $(ratio "${RPS[b]}" "${RPS[d]}")x (target >= 0.9)"
 echo "shadow / nginx mirror           = $(ratio "${RPS[c]}" "${RPS[e]}")x (target >= 2)"
+echo "shadow at a fixed $RATE/s ($(ratio "$RATE" "${RPS[e]}")x nginx mirror's saturation): $FIXED_JUDGED"
 echo
 echo "| round | pass-through p99 at ${RATE}/s | shadow p99 | shadow - pass-through |"
 echo "|---|---:|---:|---:|"
