@@ -172,8 +172,10 @@ ryw_affects = ["orders"]
 [[capability]]
 name = "hi"
 routes = ["GET /hi/{{id}}"]
-# Counted exactly by the gate test: a loaded CI machine must not turn copies into timeouts.
+# Counted exactly by the gate test: a loaded CI machine must not turn copies into timeouts, nor
+# drop them when the mirror lane (at a lower priority) falls behind.
 mirror_timeout_ms = 30000
+mirror_max_in_flight = 1000
 min_sample = 100
 mismatch_budget = 0.05
 max_p99_delta_ms = 1000
@@ -493,7 +495,12 @@ async fn gates_refuse_a_high_mismatch_rate_allow_a_low_one_and_a_spiking_canary_
     let state = Arc::new(NewPath::default());
     let new = new_path(state.clone()).await;
     let db = sqlite_file();
-    let p = start(&config(&legacy.url(), &new.url(), ""), &db.url).await;
+    // Every copy is counted: none may be dropped while a loaded machine starves the mirror lane.
+    let p = start(
+        &config(&legacy.url(), &new.url(), "mirror_max_in_flight = 1000"),
+        &db.url,
+    )
+    .await;
     p.set("orders", Mode::Shadow, false).await.unwrap();
     p.set("hi", Mode::Shadow, false).await.unwrap();
     let c = client();

@@ -10,8 +10,8 @@ use strangler_core::{Config, Mode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::start;
-use strangler_test_support::sqlite_file;
+use super::{Running, start};
+use strangler_test_support::{TestDb, sqlite_file};
 
 const BIG: usize = 1_000_000;
 
@@ -223,14 +223,24 @@ routes = ["GET /orders/{{id}}"]
     Config::parse(&text, Path::new("fast-test.toml")).expect("test configuration is valid")
 }
 
+/// A proxy in front of `legacy_url` (its new path too), and the store it keeps its state in.
+async fn proxy_for(legacy_url: &str, extra: &str) -> (Running, TestDb) {
+    let db = sqlite_file();
+    let p = start(&config(legacy_url, legacy_url, extra), &db.url).await;
+    (p, db)
+}
+
+/// A raw client connection to the proxy, and its read buffer.
+async fn connect(p: &Running) -> (TcpStream, Vec<u8>) {
+    (TcpStream::connect(p.addr).await.unwrap(), Vec::new())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_gets_pass_through_whatever_framing_legacy_answers_with() {
     let legacy = raw_legacy().await;
     let url = format!("http://{}", legacy.addr);
-    let db = sqlite_file();
-    let p = start(&config(&url, &url, ""), &db.url).await;
-    let mut s = TcpStream::connect(p.addr).await.unwrap();
-    let mut buf = Vec::new();
+    let (p, _db) = proxy_for(&url, "").await;
+    let (mut s, mut buf) = connect(&p).await;
 
     // A length: end-to-end headers kept as legacy spelled them, hop-by-hop ones gone.
     s.write_all(&get(
@@ -319,8 +329,7 @@ async fn plain_gets_pass_through_whatever_framing_legacy_answers_with() {
     assert_eq!(body, b"to the end");
 
     // `Connection: close` from the client: answered, then closed.
-    let mut s = TcpStream::connect(p.addr).await.unwrap();
-    let mut buf = Vec::new();
+    let (mut s, mut buf) = connect(&p).await;
     s.write_all(&get("/len", "Connection: close\r\n"))
         .await
         .unwrap();
@@ -334,10 +343,8 @@ async fn plain_gets_pass_through_whatever_framing_legacy_answers_with() {
 async fn a_legacy_connection_closed_while_pooled_is_replaced_without_the_client_noticing() {
     let legacy = raw_legacy().await;
     let url = format!("http://{}", legacy.addr);
-    let db = sqlite_file();
-    let p = start(&config(&url, &url, ""), &db.url).await;
-    let mut s = TcpStream::connect(p.addr).await.unwrap();
-    let mut buf = Vec::new();
+    let (p, _db) = proxy_for(&url, "").await;
+    let (mut s, mut buf) = connect(&p).await;
     for i in 0..3 {
         // `/once` closes legacy's side after answering: the next request finds it closed.
         s.write_all(&get("/once", "")).await.unwrap();
@@ -357,10 +364,8 @@ async fn an_unreachable_or_slow_legacy_gets_502_or_504_and_the_connection_stays_
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let nobody = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let db = sqlite_file();
-    let p = start(&config(&nobody, &nobody, ""), &db.url).await;
-    let mut s = TcpStream::connect(p.addr).await.unwrap();
-    let mut buf = Vec::new();
+    let (p, _db) = proxy_for(&nobody, "").await;
+    let (mut s, mut buf) = connect(&p).await;
     for _ in 0..2 {
         s.write_all(&get("/len", "")).await.unwrap();
         let (head, body) = answer(&mut s, &mut buf).await;
@@ -370,10 +375,8 @@ async fn an_unreachable_or_slow_legacy_gets_502_or_504_and_the_connection_stays_
 
     let legacy = raw_legacy().await;
     let url = format!("http://{}", legacy.addr);
-    let db = sqlite_file();
-    let p = start(&config(&url, &url, ""), &db.url).await;
-    let mut s = TcpStream::connect(p.addr).await.unwrap();
-    let mut buf = Vec::new();
+    let (p, _db) = proxy_for(&url, "").await;
+    let (mut s, mut buf) = connect(&p).await;
     s.write_all(&get("/slow", "")).await.unwrap();
     let (head, body) = answer(&mut s, &mut buf).await;
     assert!(
@@ -389,11 +392,9 @@ async fn an_unreachable_or_slow_legacy_gets_502_or_504_and_the_connection_stays_
 async fn a_request_pass_through_cannot_forward_alone_hands_the_connection_to_hyper() {
     let legacy = raw_legacy().await;
     let url = format!("http://{}", legacy.addr);
-    let db = sqlite_file();
-    let p = start(&config(&url, &url, ""), &db.url).await;
+    let (p, _db) = proxy_for(&url, "").await;
     p.set("orders", Mode::Shadow, false).await.unwrap();
-    let mut s = TcpStream::connect(p.addr).await.unwrap();
-    let mut buf = Vec::new();
+    let (mut s, mut buf) = connect(&p).await;
     // Forwarded here: legacy's spelling of header names is kept.
     s.write_all(&get("/len", "")).await.unwrap();
     assert!(answer(&mut s, &mut buf).await.0.contains("X-Case: Kept"));
@@ -419,12 +420,10 @@ async fn a_request_pass_through_cannot_forward_alone_hands_the_connection_to_hyp
     );
 
     // A compared GET as a connection's first request goes to hyper at once; HTTP/1.0 too.
-    let mut s = TcpStream::connect(p.addr).await.unwrap();
-    let mut buf = Vec::new();
+    let (mut s, mut buf) = connect(&p).await;
     s.write_all(&get("/orders/17", "")).await.unwrap();
     assert_eq!(answer(&mut s, &mut buf).await.1, b"{\"id\":17}");
-    let mut s = TcpStream::connect(p.addr).await.unwrap();
-    let mut buf = Vec::new();
+    let (mut s, mut buf) = connect(&p).await;
     s.write_all(b"GET /len HTTP/1.0\r\n\r\n").await.unwrap();
     let (head, body) = answer(&mut s, &mut buf).await;
     assert!(head.contains("x-case: Kept"), "{head}");
@@ -435,10 +434,8 @@ async fn a_request_pass_through_cannot_forward_alone_hands_the_connection_to_hyp
 async fn switched_off_every_request_goes_through_hyper() {
     let legacy = raw_legacy().await;
     let url = format!("http://{}", legacy.addr);
-    let db = sqlite_file();
-    let p = start(&config(&url, &url, "fast_pass_through = false"), &db.url).await;
-    let mut s = TcpStream::connect(p.addr).await.unwrap();
-    let mut buf = Vec::new();
+    let (p, _db) = proxy_for(&url, "fast_pass_through = false").await;
+    let (mut s, mut buf) = connect(&p).await;
     s.write_all(&get("/len", "")).await.unwrap();
     let (head, body) = answer(&mut s, &mut buf).await;
     assert!(head.contains("x-case: Kept"), "{head}");

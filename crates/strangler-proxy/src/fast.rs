@@ -213,13 +213,7 @@ fn request(proxy: &Proxy, legacy: &Legacy, buf: &[u8], ask: &mut BytesMut) -> He
         {
             return Head::Other;
         } else if n.eq_ignore_ascii_case(b"connection") {
-            for t in h.value.split(|&c| c == b',').map(trim) {
-                if t.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if !t.is_empty() && !t.eq_ignore_ascii_case(b"keep-alive") {
-                    named.push(t);
-                }
-            }
+            close |= connection_options(h.value, &mut named);
         }
     }
     ask.clear();
@@ -265,6 +259,20 @@ fn hop_by_hop(name: &[u8], named: &[&[u8]]) -> bool {
             .get(..6)
             .is_some_and(|p| p.eq_ignore_ascii_case(b"proxy-"))
         || named.iter().any(|t| t.eq_ignore_ascii_case(name))
+}
+
+/// Reads a `Connection` header's options: adds the header names it lists to `named`, and says
+/// whether it asks to close.
+fn connection_options<'a>(value: &'a [u8], named: &mut Vec<&'a [u8]>) -> bool {
+    let mut close = false;
+    for t in value.split(|&c| c == b',').map(trim) {
+        if t.eq_ignore_ascii_case(b"close") {
+            close = true;
+        } else if !t.is_empty() && !t.eq_ignore_ascii_case(b"keep-alive") {
+            named.push(t);
+        }
+    }
+    close
 }
 
 fn trim(v: &[u8]) -> &[u8] {
@@ -511,13 +519,7 @@ fn answer(buf: &[u8], out: &mut BytesMut, client_close: bool) -> Parsed {
                 .next()
                 .is_some_and(|last| trim(last).eq_ignore_ascii_case(b"chunked"));
         } else if n.eq_ignore_ascii_case(b"connection") {
-            for t in h.value.split(|&c| c == b',').map(trim) {
-                if t.eq_ignore_ascii_case(b"close") {
-                    closes = true;
-                } else if !t.is_empty() && !t.eq_ignore_ascii_case(b"keep-alive") {
-                    named.push(t);
-                }
-            }
+            closes |= connection_options(h.value, &mut named);
         } else if n.eq_ignore_ascii_case(b"date") {
             dated = true;
         }

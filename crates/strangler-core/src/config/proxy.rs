@@ -36,7 +36,8 @@ pub struct ProxyConfig {
     pub pool_idle_timeout_ms: u64,
     /// Forward plain HTTP/1.1 `GET`s that nothing compares (no route, or a capability in
     /// `legacy` mode or killed) with strangler's own HTTP/1.1 code on the serving threads, not
-    /// through hyper: the same bytes reach legacy and the client, with less work per request. Anything
+    /// through hyper: the same bytes reach legacy and the client, at about half the instructions per
+    /// request (docs/BENCHMARKS.md, "Shadow proxy"). Anything
     /// else on the connection (a body, another method, HTTP/2, an upgrade, a capability that is
     /// compared) is served by hyper from then on. Applies to an `http://` legacy only. Turn it off
     /// to rule it out when troubleshooting.
