@@ -10,6 +10,8 @@
 # again at the fixed rate, alternating for $ROUNDS
 # rounds, so their p99s are compared under the same background load; and the early-answer
 # wrapper's cost (crates/strangler-proxy/examples/early_answer_cost.rs, against legacy).
+# Also the CPU time per request of the whole machine, of nginx and of strangler during each
+# fixed-rate phase (from /proc), and the shadow copies judged and skipped during it.
 # Results go to stdout as markdown tables; copy them into docs/BENCHMARKS.md.
 #
 # Usage: deploy/bench-proxy.sh   (DURATION=10 RATE=5000 FIXED_SECONDS=10 ROUNDS=3 to change;
@@ -200,6 +202,18 @@ print(m, s)
 PY
 }
 
+# Busy CPU time in clock ticks: the whole machine's, one process's, all nginx processes'.
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+nginx_ticks() {
+    local t=0 p
+    for p in $(pgrep -x nginx); do t=$((t + $(proc_ticks "$p"))); done
+    echo "$t"
+}
+# Microseconds of CPU per request: ticks, requests.
+per_request() { python3 -c "print(round($1 * 1e6 / $(getconf CLK_TCK) / max($2, 1), 1))"; }
+declare -A CPU
+
 for k in a b c d e; do
     curl -s -o /dev/null "${URL[$k]}"
     wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${URL[$k]}" >"$DIR/wrk-$k.txt"
@@ -207,7 +221,14 @@ for k in a b c d e; do
     P99[$k]=$(awk '$1 == "99%" {print $2}' "$DIR/wrk-$k.txt")
     sleep 1
     [ "$k" = c ] && read -r j0 s0 < <(judged)
+    own=""
+    case $k in b) own=${PIDS[0]} ;; c) own=${PIDS[1]} ;; esac
+    m0=$(machine_ticks) n0=$(nginx_ticks) o0=$([ -n "$own" ] && proc_ticks "$own" || echo 0)
     FIX[$k]=$(fixed_rate "${URL[$k]}")
+    m1=$(machine_ticks) n1=$(nginx_ticks) o1=$([ -n "$own" ] && proc_ticks "$own" || echo 0)
+    sent=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"${FIX[$k]}")
+    sent=${sent:-$((RATE * FIXED_SECONDS))}
+    CPU[$k]="$(per_request $((m1 - m0)) "$sent") | $(per_request $((n1 - n0)) "$sent") | $(per_request $((o1 - o0)) "$sent")"
     if [ "$k" = c ]; then
         read -r j1 s1 < <(judged)
         FIXED_JUDGED="$((j1 - j0)) copies judged, $((s1 - s0)) skipped"
@@ -257,6 +278,12 @@ echo
 echo "pass-through / nginx proxy_pass = $(ratio "${RPS[b]}" "${RPS[d]}")x (target >= 0.9)"
 echo "shadow / nginx mirror           = $(ratio "${RPS[c]}" "${RPS[e]}")x (target >= 2)"
 echo "shadow at a fixed $RATE/s ($(ratio "$RATE" "${RPS[e]}")x nginx mirror's saturation): $FIXED_JUDGED"
+echo
+echo "CPU per request during the fixed-rate phase (µs; machine = every process, the generator included):"
+echo
+echo "| setup | machine | nginx (all workers) | strangler |"
+echo "|---|---:|---:|---:|"
+for k in a b c d e; do echo "| ($k) ${NAME[$k]} | ${CPU[$k]} |"; done
 echo
 echo "| round | pass-through p99 at ${RATE}/s | shadow p99 | shadow - pass-through |"
 echo "|---|---:|---:|---:|"
