@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::error::ProxyError;
+use crate::forward;
 use crate::state::Proxy;
 
 /// hyper's own limit on the number of headers in a head.
@@ -204,7 +205,7 @@ fn request(proxy: &Proxy, legacy: &Legacy, buf: &[u8], ask: &mut BytesMut) -> He
     for h in req.headers.iter() {
         let n = h.name.as_bytes();
         if n.eq_ignore_ascii_case(b"content-length") {
-            if trim(h.value) != b"0" {
+            if h.value.trim_ascii() != b"0" {
                 return Head::Other;
             }
         } else if n.eq_ignore_ascii_case(b"transfer-encoding")
@@ -243,29 +244,17 @@ fn forwarded_only(proxy: &Proxy, path: &str) -> bool {
     })
 }
 
-/// Hop-by-hop headers (RFC 9110 section 7.6.1): the fixed list, any `Proxy-*`, and those the
+/// Hop-by-hop headers (RFC 9110 section 7.6.1): [`forward::is_hop_by_hop`]'s, and those the
 /// message's `Connection` names.
 fn hop_by_hop(name: &[u8], named: &[&[u8]]) -> bool {
-    const FIXED: [&[u8]; 6] = [
-        b"connection",
-        b"keep-alive",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    ];
-    FIXED.iter().any(|f| name.eq_ignore_ascii_case(f))
-        || name
-            .get(..6)
-            .is_some_and(|p| p.eq_ignore_ascii_case(b"proxy-"))
-        || named.iter().any(|t| t.eq_ignore_ascii_case(name))
+    forward::is_hop_by_hop(name) || named.iter().any(|t| t.eq_ignore_ascii_case(name))
 }
 
 /// Reads a `Connection` header's options: adds the header names it lists to `named`, and says
 /// whether it asks to close.
 fn connection_options<'a>(value: &'a [u8], named: &mut Vec<&'a [u8]>) -> bool {
     let mut close = false;
-    for t in value.split(|&c| c == b',').map(trim) {
+    for t in value.split(|&c| c == b',').map(<[u8]>::trim_ascii) {
         if t.eq_ignore_ascii_case(b"close") {
             close = true;
         } else if !t.is_empty() && !t.eq_ignore_ascii_case(b"keep-alive") {
@@ -273,10 +262,6 @@ fn connection_options<'a>(value: &'a [u8], named: &mut Vec<&'a [u8]>) -> bool {
         }
     }
     close
-}
-
-fn trim(v: &[u8]) -> &[u8] {
-    v.trim_ascii()
 }
 
 fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {
@@ -501,7 +486,7 @@ fn answer(buf: &[u8], out: &mut BytesMut, client_close: bool) -> Parsed {
     for h in resp.headers.iter() {
         let n = h.name.as_bytes();
         if n.eq_ignore_ascii_case(b"content-length") {
-            let Some(v) = std::str::from_utf8(trim(h.value))
+            let Some(v) = std::str::from_utf8(h.value.trim_ascii())
                 .ok()
                 .and_then(|v| v.parse::<u64>().ok())
             else {
@@ -517,7 +502,7 @@ fn answer(buf: &[u8], out: &mut BytesMut, client_close: bool) -> Parsed {
                 .value
                 .rsplit(|&c| c == b',')
                 .next()
-                .is_some_and(|last| trim(last).eq_ignore_ascii_case(b"chunked"));
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if n.eq_ignore_ascii_case(b"connection") {
             closes |= connection_options(h.value, &mut named);
         } else if n.eq_ignore_ascii_case(b"date") {

@@ -272,25 +272,31 @@ impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for EarlyAnswer<T> {
 #[error("{0}")]
 pub struct TlsError(String);
 
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
+/// Whether a header name (in any case) is hop-by-hop (RFC 9110 section 7.6.1): the fixed list
+/// or any `Proxy-*`. Headers a message's `Connection` names are hop-by-hop too; callers add them.
+pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
+    const FIXED: [&[u8]; 6] = [
+        b"connection",
+        b"keep-alive",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    ];
+    FIXED.iter().any(|f| name.eq_ignore_ascii_case(f))
+        || name
+            .get(..6)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"proxy-"))
+}
 
 fn hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name) || name.as_str().starts_with("proxy-")
+    is_hop_by_hop(name.as_str().as_bytes())
 }
 
 /// Removes hop-by-hop headers: the fixed list, any `Proxy-*`, and those `Connection` names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none: one pass over the names (standard ones compare as integers)
-    // is cheaper than a hashed removal per listed header.
+    // Most messages carry none: one pass over the names is cheaper than a hashed removal per
+    // listed header.
     if !headers.keys().any(hop_by_hop) {
         return;
     }
