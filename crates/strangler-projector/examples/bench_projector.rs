@@ -11,6 +11,8 @@
 //! alike: both use the same pool.
 
 mod common;
+#[path = "common/orders.rs"]
+mod orders;
 
 use std::time::Instant;
 
@@ -43,8 +45,6 @@ VALUES (:order_id, :customer_id, :subtotal, :tax, :subtotal + :tax, :at)
 params = { order_id = "key", at = "event_time" }
 "#;
 
-const T0: i64 = 1_780_000_000_000;
-
 /// The event id of event `i`.
 fn event_id(i: usize, random: bool) -> String {
     if random {
@@ -52,17 +52,6 @@ fn event_id(i: usize, random: bool) -> String {
     } else {
         common::seq_id(i)
     }
-}
-
-fn event(i: usize) -> (String, String, i64, i64, i64) {
-    let subtotal = 1000 + (i as i64 * 37) % 9000;
-    (
-        format!("o-{i:08}"),
-        format!("c-{}", i % 997),
-        subtotal,
-        subtotal / 5,
-        T0 + i as i64,
-    )
 }
 
 #[tokio::main]
@@ -88,14 +77,7 @@ async fn main() {
         &store,
         "bench_orders",
         n,
-        |i| {
-            let (order, customer, subtotal, tax, at) = event(i);
-            common::Event {
-                key: order,
-                payload: serde_json::json!({"customer_id": customer, "subtotal": subtotal, "tax": tax}),
-                at_ms: Some(at),
-            }
-        },
+        |i| orders::order(i).event(),
         |i| event_id(i, random),
     )
     .await;
@@ -131,13 +113,15 @@ async fn main() {
     let t = Instant::now();
     let mut csv = String::with_capacity(n * 64);
     for i in 0..n {
-        let (order, customer, subtotal, tax, at) = event(i);
-        let placed = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at)
-            .expect("time")
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let o = orders::order(i);
         csv.push_str(&format!(
-            "{order},{customer},{subtotal},{tax},{},{placed}\n",
-            subtotal + tax
+            "{},{},{},{},{},{}\n",
+            o.id,
+            o.customer,
+            o.subtotal,
+            o.tax,
+            o.subtotal + o.tax,
+            o.placed_at()
         ));
     }
     let mut conn = pool.acquire().await.expect("connection");

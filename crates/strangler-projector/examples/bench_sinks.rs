@@ -7,6 +7,8 @@
 //! Usage: bench_sinks POSTGRES_URL REDIS_URL EVENTS [BATCH]
 
 mod common;
+#[path = "common/orders.rs"]
+mod orders;
 
 use std::time::Instant;
 
@@ -33,19 +35,6 @@ key = "order:{key}"
 fields = { customer_id = "/customer_id", subtotal = "/subtotal", tax = "/tax", placed_at = "event_time" }
 "#;
 
-const T0: i64 = 1_780_000_000_000;
-
-fn event(i: usize) -> (String, String, i64, i64, i64) {
-    let subtotal = 1000 + (i as i64 * 37) % 9000;
-    (
-        format!("o-{i:08}"),
-        format!("c-{}", i % 997),
-        subtotal,
-        subtotal / 5,
-        T0 + i as i64,
-    )
-}
-
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -62,14 +51,7 @@ async fn main() {
         &store,
         "bench_orders",
         n,
-        |i| {
-            let (order, customer, subtotal, tax, at) = event(i);
-            common::Event {
-                key: order,
-                payload: serde_json::json!({"customer_id": customer, "subtotal": subtotal, "tax": tax}),
-                at_ms: Some(at),
-            }
-        },
+        |i| orders::order(i).event(),
         common::seq_id,
     )
     .await;
@@ -112,20 +94,17 @@ async fn main() {
     for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
         let mut pipe = redis::pipe();
         for &i in chunk {
-            let (order, customer, subtotal, tax, at) = event(i);
-            let placed = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at)
-                .expect("time")
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let o = orders::order(i);
             pipe.cmd("HSET")
-                .arg(format!("{prefix}:raw:order:{order}"))
+                .arg(format!("{prefix}:raw:order:{}", o.id))
                 .arg("customer_id")
-                .arg(customer)
+                .arg(&o.customer)
                 .arg("subtotal")
-                .arg(subtotal)
+                .arg(o.subtotal)
                 .arg("tax")
-                .arg(tax)
+                .arg(o.tax)
                 .arg("placed_at")
-                .arg(placed)
+                .arg(o.placed_at())
                 .ignore();
         }
         let () = pipe.query_async(&mut con).await.expect("pipelined HSET");
