@@ -44,6 +44,8 @@ impl ContractGate {
             Ok(Some(c)) => {
                 let mut e = event.clone();
                 e.payload = Ok(c.payload);
+                // Worked out from the old payload.
+                e.prepared = None;
                 Ok(Some(e))
             }
             Ok(None) if self.reject_uncovered => Err(format!(

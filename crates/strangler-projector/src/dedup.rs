@@ -335,6 +335,7 @@ mod tests {
             event_type: Some("T".into()),
             key: Some("k".into()),
             payload: Ok(serde_json::json!({})),
+            prepared: None,
         }
     }
 

@@ -1,5 +1,9 @@
 //! Events as projections see them, and the values their SQL parameters bind.
 
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use strangler_bus::Record;
 
@@ -16,6 +20,20 @@ pub struct Event {
     pub key: Option<String>,
     /// The payload, when it is JSON.
     pub payload: Result<serde_json::Value, String>,
+    /// What the projection worked out for this event before its batch began
+    /// ([`crate::Projection::prepare`]); `None` until then.
+    pub prepared: Option<Preparation>,
+}
+
+/// What a projection worked out for one event ahead of its batch, opaque to the runtime: the
+/// projection that made it reads it back in `apply` and `apply_many`.
+#[derive(Clone)]
+pub struct Preparation(pub Arc<dyn Any + Send + Sync>);
+
+impl fmt::Debug for Preparation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Preparation(..)")
+    }
 }
 
 /// Decodes a record with the relay's Debezium decoder (outbox router output, strangler's
@@ -24,10 +42,17 @@ pub struct Event {
 pub fn decode(record: Record) -> Event {
     match strangler_bus::debezium::decode(&record) {
         Ok(d) => Event {
-            id: Some(d.event_id.to_string()),
+            // The hyphenated form `to_string` gives, without the formatting machinery.
+            id: Some(
+                d.event_id
+                    .hyphenated()
+                    .encode_lower(&mut uuid::Uuid::encode_buffer())
+                    .to_owned(),
+            ),
             event_type: d.event_type,
             key: d.aggregate_id,
             payload: Ok(d.payload),
+            prepared: None,
             record,
         },
         Err(e) => Event {
@@ -38,6 +63,7 @@ pub fn decode(record: Record) -> Event {
                 .as_deref()
                 .map(|k| String::from_utf8_lossy(k).into_owned()),
             payload: Err(e.to_string()),
+            prepared: None,
             record,
         },
     }
@@ -125,7 +151,7 @@ impl ParamSource {
         Ok(match self {
             ParamSource::Pointer(p) => {
                 let payload = event.payload.as_ref().map_err(Clone::clone)?;
-                payload.pointer(p).map_or(Value::Null, Value::from_json)
+                pointer(payload, p).map_or(Value::Null, Value::from_json)
             }
             ParamSource::Payload => {
                 Value::Text(event.payload.as_ref().map_err(Clone::clone)?.to_string())
@@ -150,6 +176,37 @@ impl ParamSource {
                 .map_or(Value::Null, |s| Value::Text(s.to_string())),
         })
     }
+}
+
+/// `serde_json::Value::pointer` (RFC 6901) without allocating for tokens that need no
+/// unescaping: it runs for every parameter of every event.
+fn pointer<'v>(value: &'v serde_json::Value, pointer: &str) -> Option<&'v serde_json::Value> {
+    if pointer.is_empty() {
+        return Some(value);
+    }
+    pointer
+        .strip_prefix('/')?
+        .split('/')
+        .try_fold(value, |target, token| {
+            let token: std::borrow::Cow<'_, str> = if token.contains('~') {
+                token.replace("~1", "/").replace("~0", "~").into()
+            } else {
+                token.into()
+            };
+            match target {
+                serde_json::Value::Object(map) => map.get(token.as_ref()),
+                serde_json::Value::Array(list) => array_index(&token).and_then(|i| list.get(i)),
+                _ => None,
+            }
+        })
+}
+
+/// An array index as RFC 6901 writes it: digits without a sign or leading zeros.
+fn array_index(token: &str) -> Option<usize> {
+    if token.starts_with('+') || (token.len() > 1 && token.starts_with('0')) {
+        return None;
+    }
+    token.parse().ok()
 }
 
 #[cfg(test)]
@@ -198,6 +255,38 @@ mod tests {
         );
         assert_eq!(get("header:type"), Value::Text("OrderPlaced".into()));
         assert!(ParamSource::parse("nonsense").is_none());
+    }
+
+    #[test]
+    fn pointers_resolve_as_serde_json_resolves_them() {
+        let doc = serde_json::json!({
+            "a": {"b": [10, {"c": true}]},
+            "x/y": 1,
+            "m~n": 2,
+            "": 3,
+            "01": 4
+        });
+        for p in [
+            "",
+            "/a",
+            "/a/b",
+            "/a/b/0",
+            "/a/b/1/c",
+            "/a/b/2",
+            "/a/b/01",
+            "/a/b/+1",
+            "/a/b/-",
+            "/x~1y",
+            "/m~0n",
+            "/",
+            "/01",
+            "/a/x",
+            "/a/b/1/c/d",
+            "a",
+            "/a//",
+        ] {
+            assert_eq!(pointer(&doc, p), doc.pointer(p), "pointer {p:?}");
+        }
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! The `Projection` trait, and the projection defined by a file of SQL.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::batch::{ArrayType, BatchForm, classify, schedule};
 use crate::definition::{PolicyConfig, ProjectionDef};
-use crate::event::{Event, ParamSource, Value};
+use crate::event::{Event, ParamSource, Preparation, Value};
 use crate::policy::Reason;
 use crate::sql::{self, Dialect, Prepared};
 use crate::store::{Array, ReadTx};
@@ -82,6 +85,15 @@ pub trait Projection: Send + Sync {
     fn settings(&self) -> &Settings;
     /// Creates the tables if they do not exist.
     async fn setup(&self, tx: &mut ReadTx) -> Result<(), sqlx::Error>;
+
+    /// Works out what applying `event` needs that does not depend on the read store (a file
+    /// projection: its statements' parameter values). The runtime calls it for the next batch
+    /// while the current one applies, on a blocking thread, and stores the result in
+    /// [`Event::prepared`]; `apply` and `apply_many` must have the same effect whether or not an
+    /// event was prepared. The default works out nothing.
+    fn prepare(&self, _event: &Event) -> Option<Preparation> {
+        None
+    }
     /// Applies one event inside `tx`. Must be deterministic: the same events in the same order
     /// give the same rows, which is what makes rebuilds equal live runs.
     async fn apply(&self, tx: &mut ReadTx, event: &Event) -> Result<Applied, ApplyError>;
@@ -150,7 +162,17 @@ impl Compiled {
 struct Unit<'a> {
     key: Option<&'a str>,
     statement: usize,
-    values: Vec<Value>,
+    values: Cow<'a, [Value]>,
+}
+
+/// The statements an event runs, each with its values; `None` for an ignored event type.
+type Bindings = Option<Vec<(usize, Vec<Value>)>>;
+
+/// An event's bindings worked out by [`SqlProjection::prepare`], with the projection that made
+/// them (another projection's, or another version's, are not used).
+struct PreparedBindings {
+    by: u64,
+    bindings: Result<Bindings, ApplyError>,
 }
 
 /// A projection defined by a file: DDL plus one SQL statement per handler.
@@ -160,7 +182,11 @@ pub struct SqlProjection {
     /// Statements per event type, as indices into `statements`.
     handlers: HashMap<String, Vec<usize>>,
     statements: Vec<Compiled>,
+    /// Tells this projection's preparations from any other's (each `new` takes the next number).
+    instance: u64,
 }
+
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
 impl SqlProjection {
     /// Compiles a validated definition.
@@ -222,6 +248,7 @@ impl SqlProjection {
             settings,
             handlers,
             statements,
+            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -247,6 +274,28 @@ impl SqlProjection {
                 detail: format!("no handler for event type `{ty}`"),
             }),
         }
+    }
+
+    /// The statements `event` runs and their values.
+    fn bind(&self, event: &Event) -> Result<Bindings, ApplyError> {
+        let Some(statements) = self.statements_of(event)? else {
+            return Ok(None);
+        };
+        statements
+            .iter()
+            .map(|&s| Ok((s, self.statements[s].values(event)?)))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// The bindings this projection prepared for `event`, if it did.
+    fn prepared<'e>(&self, event: &'e Event) -> Option<&'e Result<Bindings, ApplyError>> {
+        let p = event
+            .prepared
+            .as_ref()?
+            .0
+            .downcast_ref::<PreparedBindings>()?;
+        (p.by == self.instance).then_some(&p.bindings)
     }
 
     /// Runs one statement for one unit's values.
@@ -324,14 +373,24 @@ impl Projection for SqlProjection {
         Ok(())
     }
 
+    fn prepare(&self, event: &Event) -> Option<Preparation> {
+        Some(Preparation(Arc::new(PreparedBindings {
+            by: self.instance,
+            bindings: self.bind(event),
+        })))
+    }
+
     async fn apply(&self, tx: &mut ReadTx, event: &Event) -> Result<Applied, ApplyError> {
-        let Some(statements) = self.statements_of(event)? else {
+        let bindings = match self.prepared(event) {
+            Some(b) => Cow::Borrowed(b.as_ref().map_err(Clone::clone)?),
+            None => Cow::Owned(self.bind(event)?),
+        };
+        let Some(statements) = bindings.as_ref() else {
             return Ok(Applied::Ignored);
         };
         let mut rows = 0;
-        for &s in statements {
-            let values = self.statements[s].values(event)?;
-            rows += self.run_one(tx, s, &values).await?;
+        for (s, values) in statements {
+            rows += self.run_one(tx, *s, values).await?;
         }
         Ok(Applied::Rows(rows))
     }
@@ -344,18 +403,32 @@ impl Projection for SqlProjection {
         let mut out = ManyApplied::default();
         let mut units: Vec<Unit<'_>> = Vec::with_capacity(events.len());
         for e in events {
-            let Some(statements) = self.statements_of(e)? else {
-                out.ignored += 1;
-                continue;
-            };
-            out.applied += 1;
-            for &s in statements {
-                units.push(Unit {
-                    key: e.key.as_deref(),
-                    statement: s,
-                    values: self.statements[s].values(e)?,
-                });
+            let key = e.key.as_deref();
+            match self.prepared(e) {
+                Some(b) => {
+                    let Some(b) = b.as_ref().map_err(Clone::clone)? else {
+                        out.ignored += 1;
+                        continue;
+                    };
+                    units.extend(b.iter().map(|(statement, values)| Unit {
+                        key,
+                        statement: *statement,
+                        values: Cow::Borrowed(values),
+                    }));
+                }
+                None => {
+                    let Some(b) = self.bind(e)? else {
+                        out.ignored += 1;
+                        continue;
+                    };
+                    units.extend(b.into_iter().map(|(statement, values)| Unit {
+                        key,
+                        statement,
+                        values: Cow::Owned(values),
+                    }));
+                }
             }
+            out.applied += 1;
         }
         if tx.dialect() == Dialect::Sqlite {
             // In-process: a statement per unit costs no network round trip.
@@ -379,5 +452,132 @@ impl Projection for SqlProjection {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strangler_bus::Record;
+    use strangler_test_support::{pg_database, sqlite_file};
+
+    use super::*;
+    use crate::definition::parse;
+    use strangler_store::Store;
+
+    /// A projection writing `total = <pointer>` per `OrderPlaced`; `.version` keeps their tables
+    /// apart.
+    fn projection(version: u32, pointer: &str) -> SqlProjection {
+        let text = format!(
+            r#"name = "totals"
+version = {version}
+topics = ["order"]
+tables = ["totals"]
+
+[setup]
+all = "CREATE TABLE IF NOT EXISTS {{{{totals}}}} (id TEXT PRIMARY KEY, total BIGINT, at TEXT)"
+
+[[handler]]
+event_type = "OrderPlaced"
+sql = "INSERT INTO {{{{totals}}}} (id, total, at) VALUES (:id, :total, :at)"
+params = {{ id = "key", total = "{pointer}", at = "event_time" }}
+"#
+        );
+        SqlProjection::new(parse(&text, std::path::Path::new("totals.toml")).expect("valid"))
+    }
+
+    fn event(offset: i64, ty: &str, payload: &str) -> Event {
+        crate::event::decode(Record {
+            topic: "order".into(),
+            partition: 0,
+            offset,
+            key: Some(format!("o-{offset}").into_bytes()),
+            value: Some(payload.as_bytes().to_vec()),
+            headers: vec![
+                strangler_bus::Header {
+                    name: "id".into(),
+                    value: format!("0190a6f4-1c2b-7d3e-8f40-5a6b7c8d9e{offset:02}").into_bytes(),
+                },
+                strangler_bus::Header {
+                    name: "type".into(),
+                    value: ty.as_bytes().to_vec(),
+                },
+            ],
+            timestamp_ms: Some(1_700_000_000_000 + offset),
+        })
+    }
+
+    async fn rows(store: &Store, table: &str) -> Vec<(String, Option<i64>, Option<String>)> {
+        let sql = format!("SELECT id, total, at FROM {table} ORDER BY id");
+        match store {
+            Store::Postgres(p) => sqlx::query_as(&sql).fetch_all(p).await,
+            Store::Sqlite(p) => sqlx::query_as(&sql).fetch_all(p).await,
+        }
+        .expect("reading rows")
+    }
+
+    /// Events prepared ahead apply as events worked out at apply time do, a preparation made by
+    /// another projection (here: one reading another field) is not used, and a bad payload
+    /// found while preparing fails the apply as it would have failed it unprepared.
+    async fn preparation_changes_nothing_but_when(url: &str) {
+        let store = Store::connect(url).await.expect("connecting");
+        let (v1, v2) = (projection(1, "/total"), projection(2, "/subtotal"));
+        let payload = r#"{"total": 12, "subtotal": 10}"#;
+        let events: Vec<Event> = (0..4).map(|i| event(i, "OrderPlaced", payload)).collect();
+        // v1's preparations on every event; v1 applies two of them, v2 all four.
+        let prepared: Vec<Event> = events
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                e.prepared = v1.prepare(&e);
+                e
+            })
+            .collect();
+        let mut tx = ReadTx::begin(&store).await.expect("begin");
+        v1.setup(&mut tx).await.expect("setup v1");
+        v2.setup(&mut tx).await.expect("setup v2");
+        let first: Vec<&Event> = prepared[..2].iter().collect();
+        let many = v1.apply_many(&mut tx, &first).await.expect("v1 prepared");
+        assert_eq!((many.applied, many.rows), (2, 2));
+        assert_eq!(
+            v1.apply(&mut tx, &events[2]).await.expect("v1 unprepared"),
+            Applied::Rows(1)
+        );
+        assert_eq!(
+            v1.apply(&mut tx, &prepared[3]).await.expect("v1 prepared"),
+            Applied::Rows(1)
+        );
+        let all: Vec<&Event> = prepared.iter().collect();
+        v2.apply_many(&mut tx, &all)
+            .await
+            .expect("v2 over v1's preparations");
+        let broken = event(9, "OrderPlaced", "not json");
+        let mut prepared_broken = broken.clone();
+        prepared_broken.prepared = v1.prepare(&broken);
+        for e in [&broken, &prepared_broken] {
+            let err = v1.apply(&mut tx, e).await.expect_err("bad payload");
+            assert_eq!(err.reason, Reason::BadPayload);
+        }
+        tx.commit().await.expect("commit");
+
+        let at = |i: i64| Some(format!("2023-11-14T22:13:20.{i:03}Z"));
+        let expected = |total: i64| -> Vec<(String, Option<i64>, Option<String>)> {
+            (0..4)
+                .map(|i| (format!("o-{i}"), Some(total), at(i)))
+                .collect()
+        };
+        assert_eq!(rows(&store, "totals_v1").await, expected(12));
+        assert_eq!(rows(&store, "totals_v2").await, expected(10));
+    }
+
+    #[tokio::test]
+    async fn preparation_on_postgres() {
+        let db = pg_database().await;
+        preparation_changes_nothing_but_when(&db.url).await;
+    }
+
+    #[tokio::test]
+    async fn preparation_on_sqlite() {
+        let db = sqlite_file();
+        preparation_changes_nothing_but_when(&db.url).await;
     }
 }

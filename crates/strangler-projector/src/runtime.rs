@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use strangler_bus::Consumer;
+use strangler_bus::{Consumer, Record};
 use strangler_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -71,6 +71,18 @@ impl RunStats {
     pub fn consumed(&self) -> u64 {
         self.applied + self.duplicates + self.ignored + self.dead_lettered
     }
+}
+
+/// Decodes records into events and lets the projection prepare each one.
+fn ready(projection: &dyn Projection, records: Vec<Record>) -> Vec<Event> {
+    records
+        .into_iter()
+        .map(|r| {
+            let mut e = decode(r);
+            e.prepared = projection.prepare(&e);
+            e
+        })
+        .collect()
 }
 
 /// Runs one projection version over a consumer.
@@ -149,7 +161,7 @@ impl Runner {
                 match polled {
                     Ok(records) => {
                         let empty = records.is_empty();
-                        buffer.extend(records.into_iter().map(decode));
+                        buffer.extend(ready(p, records));
                         if empty || Instant::now() >= deadline {
                             break;
                         }
@@ -207,9 +219,18 @@ impl Runner {
                     r = consumer.poll(settings.batch_max_events, Duration::from_millis(1)) => r,
                     _ = cancel.cancelled() => Ok(Vec::new()),
                 };
-                // Decoded here, while the batch's statements wait on the read store, rather than
-                // after both finish (JSON parsing is about a tenth of a batch's time).
-                polled.map(|records| records.into_iter().map(decode).collect::<Vec<Event>>())
+                // Decoded and prepared (parameter values worked out) on a blocking thread while
+                // the batch's statements wait on the read store: done on this task, it held up
+                // the batch's next statement whenever an answer came back during it.
+                let records = polled?;
+                if records.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let projection = Arc::clone(&self.projection);
+                let r = tokio::task::spawn_blocking(move || ready(projection.as_ref(), records))
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                Ok(r)
             };
             let (applied, prefetched) = tokio::join!(apply, prefetch);
             let (batch_stats, stopped) = applied?;

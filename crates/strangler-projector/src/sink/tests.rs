@@ -71,6 +71,7 @@ fn event(offset: i64, id: &str, ty: &str, key: &str, payload: serde_json::Value)
         event_type: Some(ty.into()),
         key: Some(key.into()),
         payload: Ok(payload),
+        prepared: None,
     }
 }
 
