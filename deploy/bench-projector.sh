@@ -4,6 +4,8 @@
 # events, with checkpoints and dedup keys in the same transactions), beside loading the same rows
 # with COPY in the same run (the ceiling). Prints a markdown row:
 #   | events | batch | ids | synchronous_commit | projector s | projector events/s | COPY s | COPY rows/s | ratio |
+#     projector CPU µs/event: bench / postgres | COPY CPU µs/row: bench / postgres |
+# (CPU from /proc: this process, and every PostgreSQL process, exited backends included.)
 # Copy the figures into docs/BENCHMARKS.md (## Projector).
 #
 # Usage: deploy/bench-projector.sh       (EVENTS=1000000 BATCH=5000 IDS=seq SYNC=on)

@@ -20,6 +20,7 @@ use sqlx::Connection;
 use strangler_bus::{Header, KafkaPublisher, OutgoingRecord};
 use strangler_core::config::{KafkaConfig, OutboxConfig};
 use strangler_outbox::{Relay, RelayOptions, Sink};
+use strangler_test_support::cpu;
 use tokio_util::sync::CancellationToken;
 
 const PAYLOAD_BYTES: usize = 1024;
@@ -37,52 +38,6 @@ fn rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// CPU seconds (user + system) of `pid`, plus those of its exited children when `children`.
-fn cpu_secs(pid: &str, children: bool) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces): state is field 3; utime, stime,
-    // cutime, cstime are fields 14-17.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(4)
-        .map(|v| v.parse().unwrap_or(0.0))
-        .collect();
-    let ticks = if children {
-        f.iter().sum::<f64>()
-    } else {
-        f.iter().take(2).sum::<f64>()
-    };
-    ticks / 100.0
-}
-
-/// CPU seconds of every PostgreSQL process, counting exited backends through the postmaster.
-fn postgres_cpu() -> f64 {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    dir.filter_map(|e| {
-        let pid = e.ok()?.file_name().into_string().ok()?;
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-        if comm.trim() != "postgres" {
-            return None;
-        }
-        let ppid_is_postgres = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| {
-                let ppid = s.rsplit_once(')')?.1.split_whitespace().nth(1)?.to_string();
-                std::fs::read_to_string(format!("/proc/{ppid}/comm")).ok()
-            })
-            .is_some_and(|c| c.trim() == "postgres");
-        // The postmaster (whose parent is not postgres) also carries its reaped children.
-        Some(cpu_secs(&pid, !ppid_is_postgres))
-    })
-    .sum()
-}
-
 /// CPU seconds spent by this process, the broker (`BENCH_BROKER_PID`) and PostgreSQL.
 #[derive(Clone, Copy)]
 struct Cpu {
@@ -94,9 +49,9 @@ struct Cpu {
 impl Cpu {
     fn now() -> Cpu {
         Cpu {
-            me: cpu_secs("self", false),
-            broker: std::env::var("BENCH_BROKER_PID").map_or(0.0, |p| cpu_secs(&p, false)),
-            postgres: postgres_cpu(),
+            me: cpu::process_secs("self", false),
+            broker: std::env::var("BENCH_BROKER_PID").map_or(0.0, |p| cpu::process_secs(&p, false)),
+            postgres: cpu::postgres_secs(),
         }
     }
 

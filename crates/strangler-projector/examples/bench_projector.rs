@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use strangler_projector::{Projector, Source};
 use strangler_store::Store;
+use strangler_test_support::cpu;
 
 const PROJECTION: &str = r#"
 name = "bench"
@@ -99,7 +100,9 @@ async fn main() {
     .expect("loading");
     p.setup().await.expect("setup");
     let one = p.one("bench", None).expect("bench projection");
+    let cpu = Cpu::now();
     let projector_s = common::timed_rebuild(&p, &one, n).await;
+    let projector_cpu = cpu.per_event(n);
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM orders_v1")
         .fetch_one(pool)
         .await
@@ -110,6 +113,7 @@ async fn main() {
         .execute(pool)
         .await
         .expect("copy table");
+    let cpu = Cpu::now();
     let t = Instant::now();
     let mut csv = String::with_capacity(n * 64);
     for i in 0..n {
@@ -132,6 +136,7 @@ async fn main() {
     copy.send(csv.into_bytes()).await.expect("sending");
     let copied = copy.finish().await.expect("finishing COPY");
     let copy_s = t.elapsed().as_secs_f64();
+    let copy_cpu = cpu.per_event(n);
     assert_eq!(copied as usize, n);
     let same: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM orders_v1 v JOIN orders_copy c USING (order_id) \
@@ -154,7 +159,34 @@ async fn main() {
     let pr = n as f64 / projector_s;
     let cr = n as f64 / copy_s;
     println!(
-        "| {n} | {batch} | {ids} | {sync} | {projector_s:.2} | {pr:.0} | {copy_s:.2} | {cr:.0} | {:.2} |",
-        pr / cr
+        "| {n} | {batch} | {ids} | {sync} | {projector_s:.2} | {pr:.0} | {copy_s:.2} | {cr:.0} | {:.2} | {:.1} / {:.1} | {:.1} / {:.1} |",
+        pr / cr,
+        projector_cpu.0,
+        projector_cpu.1,
+        copy_cpu.0,
+        copy_cpu.1,
     );
+}
+
+/// CPU seconds spent so far by this process and by every PostgreSQL process.
+#[derive(Clone, Copy)]
+struct Cpu {
+    me: f64,
+    postgres: f64,
+}
+
+impl Cpu {
+    fn now() -> Cpu {
+        Cpu {
+            me: cpu::process_secs("self", false),
+            postgres: cpu::postgres_secs(),
+        }
+    }
+
+    /// CPU µs per event since `self`: (this process, PostgreSQL).
+    fn per_event(self, events: usize) -> (f64, f64) {
+        let now = Cpu::now();
+        let per = |s: f64| s * 1e6 / events as f64;
+        (per(now.me - self.me), per(now.postgres - self.postgres))
+    }
 }

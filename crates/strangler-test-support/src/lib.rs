@@ -8,6 +8,7 @@
 
 mod broker;
 pub mod clickhouse;
+pub mod cpu;
 mod databases;
 pub mod logical_pg;
 pub mod upstream;
