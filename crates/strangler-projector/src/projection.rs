@@ -464,7 +464,7 @@ mod tests {
     use crate::definition::parse;
     use strangler_store::Store;
 
-    /// A projection writing `total = <pointer>` per `OrderPlaced`; `.version` keeps their tables
+    /// A projection writing `total = <pointer>` per `OrderPlaced`; versions keep their tables
     /// apart.
     fn projection(version: u32, pointer: &str) -> SqlProjection {
         let text = format!(
