@@ -288,14 +288,18 @@ impl SqlProjection {
             .map(Some)
     }
 
-    /// The bindings this projection prepared for `event`, if it did.
-    fn prepared<'e>(&self, event: &'e Event) -> Option<&'e Result<Bindings, ApplyError>> {
-        let p = event
+    /// The statements `event` runs and their values: as this projection prepared them, or worked
+    /// out now when it did not.
+    fn bindings<'e>(&self, event: &'e Event) -> Result<Cow<'e, Bindings>, ApplyError> {
+        let prepared = event
             .prepared
-            .as_ref()?
-            .0
-            .downcast_ref::<PreparedBindings>()?;
-        (p.by == self.instance).then_some(&p.bindings)
+            .as_ref()
+            .and_then(|p| p.0.downcast_ref::<PreparedBindings>())
+            .filter(|p| p.by == self.instance);
+        Ok(match prepared {
+            Some(p) => Cow::Borrowed(p.bindings.as_ref().map_err(Clone::clone)?),
+            None => Cow::Owned(self.bind(event)?),
+        })
     }
 
     /// Runs one statement for one unit's values.
@@ -381,10 +385,7 @@ impl Projection for SqlProjection {
     }
 
     async fn apply(&self, tx: &mut ReadTx, event: &Event) -> Result<Applied, ApplyError> {
-        let bindings = match self.prepared(event) {
-            Some(b) => Cow::Borrowed(b.as_ref().map_err(Clone::clone)?),
-            None => Cow::Owned(self.bind(event)?),
-        };
+        let bindings = self.bindings(event)?;
         let Some(statements) = bindings.as_ref() else {
             return Ok(Applied::Ignored);
         };
@@ -404,28 +405,22 @@ impl Projection for SqlProjection {
         let mut units: Vec<Unit<'_>> = Vec::with_capacity(events.len());
         for e in events {
             let key = e.key.as_deref();
-            match self.prepared(e) {
-                Some(b) => {
-                    let Some(b) = b.as_ref().map_err(Clone::clone)? else {
-                        out.ignored += 1;
-                        continue;
-                    };
-                    units.extend(b.iter().map(|(statement, values)| Unit {
-                        key,
-                        statement: *statement,
-                        values: Cow::Borrowed(values),
-                    }));
+            match self.bindings(e)? {
+                Cow::Borrowed(None) | Cow::Owned(None) => {
+                    out.ignored += 1;
+                    continue;
                 }
-                None => {
-                    let Some(b) = self.bind(e)? else {
-                        out.ignored += 1;
-                        continue;
-                    };
+                Cow::Borrowed(Some(b)) => units.extend(b.iter().map(|(statement, values)| Unit {
+                    key,
+                    statement: *statement,
+                    values: Cow::Borrowed(values),
+                })),
+                Cow::Owned(Some(b)) => {
                     units.extend(b.into_iter().map(|(statement, values)| Unit {
                         key,
                         statement,
                         values: Cow::Owned(values),
-                    }));
+                    }))
                 }
             }
             out.applied += 1;
@@ -508,11 +503,8 @@ params = {{ id = "key", total = "{pointer}", at = "event_time" }}
 
     async fn rows(store: &Store, table: &str) -> Vec<(String, Option<i64>, Option<String>)> {
         let sql = format!("SELECT id, total, at FROM {table} ORDER BY id");
-        match store {
-            Store::Postgres(p) => sqlx::query_as(&sql).fetch_all(p).await,
-            Store::Sqlite(p) => sqlx::query_as(&sql).fetch_all(p).await,
-        }
-        .expect("reading rows")
+        crate::store::on_pool!(store, p => sqlx::query_as(&sql).fetch_all(p).await)
+            .expect("reading rows")
     }
 
     /// Events prepared ahead apply as events worked out at apply time do, a preparation made by
