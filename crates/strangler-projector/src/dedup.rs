@@ -1,8 +1,9 @@
 //! Deduplication by event id, in the batch's transaction: the relay delivers at least once, so
 //! the same event may arrive twice (even at two offsets); it is applied once.
 //!
-//! On PostgreSQL the key is a 16-byte `uuid` (event ids are uuids once decoded; any other id is
-//! kept as the md5 of its text, as migration 0007 converted old rows). A batch's ids go in with
+//! On PostgreSQL the key is the projection version's 4-byte scope id (`strangler_projection_scope`,
+//! migration 0008) and a 16-byte `uuid` (event ids are uuids once decoded; any other id is kept
+//! as the md5 of its text, as migration 0007 converted old rows). A batch's ids go in with
 //! one plain `INSERT` in a savepoint: relay duplicates are rare, so in the common case every id
 //! is new and nothing else is needed. When the unique index refuses one (a duplicate, or another
 //! batch of the same version recording the same id at that moment), the batch goes back to the
@@ -13,6 +14,10 @@
 //! "which of these are recorded" read is not used: with a 5,000-element array its plan depends
 //! on the table's statistics, and on a table that grew since it was last analyzed it became a
 //! sequential scan per batch.
+//!
+//! Each statement finds the scope id itself, in a subquery run once per statement, so a batch
+//! costs no extra round trip for it. A version's first batch creates its scope. Scopes are never
+//! deleted, so an id stays valid in every process that has seen it.
 
 use std::collections::HashSet;
 
@@ -23,18 +28,35 @@ use crate::event::Event;
 use crate::store::{ReadTx, now_ms, on_pool, on_tx};
 use strangler_store::Store;
 
+/// The scope id of a projection version in a statement whose `$1` and `$2` are its name and
+/// version (NULL when it has none yet).
+macro_rules! scope_of {
+    () => {
+        "(SELECT id FROM strangler_projection_scope WHERE projection = $1 AND version = $2)"
+    };
+}
+
 /// Records ids none of which is recorded yet (the unique index refuses the batch otherwise).
+/// Inserts nothing when the version has no scope yet.
 const PG_ADMIT: &str = "INSERT INTO strangler_projection_dedup \
-    (projection, version, event_id, topic, partition, \"offset\", applied_at_ms) \
-    SELECT $1, $2, e.id, e.t, e.p, e.o, $7 \
-    FROM UNNEST($3::uuid[], $4::text[], $5::int4[], $6::int8[]) AS e(id, t, p, o)";
+     (scope, partition, \"offset\", applied_at_ms, event_id, topic) \
+     SELECT s.id, e.p, e.o, $7, e.id, e.t \
+     FROM strangler_projection_scope s, \
+     UNNEST($3::uuid[], $4::text[], $5::int4[], $6::int8[]) AS e(id, t, p, o) \
+     WHERE s.projection = $1 AND s.version = $2";
 
 /// The fallback when some id is recorded (or being recorded): returns the ids inserted.
 const PG_ADMIT_RACING: &str = "INSERT INTO strangler_projection_dedup \
-    (projection, version, event_id, topic, partition, \"offset\", applied_at_ms) \
-    SELECT $1, $2, e.id, e.t, e.p, e.o, $7 \
-    FROM UNNEST($3::uuid[], $4::text[], $5::int4[], $6::int8[]) AS e(id, t, p, o) \
-    ON CONFLICT DO NOTHING RETURNING event_id";
+     (scope, partition, \"offset\", applied_at_ms, event_id, topic) \
+     SELECT s.id, e.p, e.o, $7, e.id, e.t \
+     FROM strangler_projection_scope s, \
+     UNNEST($3::uuid[], $4::text[], $5::int4[], $6::int8[]) AS e(id, t, p, o) \
+     WHERE s.projection = $1 AND s.version = $2 \
+     ON CONFLICT DO NOTHING RETURNING event_id";
+
+/// Gives a projection version its scope id, if it has none.
+const PG_NEW_SCOPE: &str = "INSERT INTO strangler_projection_scope (projection, version) \
+    VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
 const SP: &str = "SAVEPOINT strangler_dedup";
 const SP_BACK: &str = "ROLLBACK TO SAVEPOINT strangler_dedup";
@@ -75,46 +97,33 @@ pub async fn admit(
             let topics: Vec<String> = rows.iter().map(|(_, e)| e.record.topic.clone()).collect();
             let parts: Vec<i32> = rows.iter().map(|(_, e)| e.record.partition).collect();
             let offsets: Vec<i64> = rows.iter().map(|(_, e)| e.record.offset).collect();
-            let recorded: HashSet<Uuid> = if ids.is_empty() {
+            let recorded = if ids.is_empty() {
                 HashSet::new()
             } else {
-                sqlx::Executor::execute(&mut **t, SP).await?;
-                let fast = sqlx::query(PG_ADMIT)
-                    .bind(projection)
-                    .bind(version)
-                    .bind(&ids)
-                    .bind(&topics)
-                    .bind(&parts)
-                    .bind(&offsets)
-                    .bind(now)
-                    .execute(&mut **t)
-                    .await;
-                match fast {
-                    Ok(_) => {
-                        sqlx::Executor::execute(&mut **t, SP_OK).await?;
-                        HashSet::new()
-                    }
-                    Err(e) if is_unique_violation(&e) => {
-                        sqlx::Executor::execute(&mut **t, SP_BACK).await?;
-                        sqlx::Executor::execute(&mut **t, SP_OK).await?;
-                        let inserted: HashSet<Uuid> = sqlx::query_scalar(PG_ADMIT_RACING)
+                let rows = PgKeys {
+                    projection,
+                    version,
+                    ids: &ids,
+                    topics: &topics,
+                    parts: &parts,
+                    offsets: &offsets,
+                    now,
+                };
+                match rows.insert_new(t).await? {
+                    Some(recorded) => recorded,
+                    None => {
+                        // The version's first batch: give it a scope and record its keys.
+                        sqlx::query(PG_NEW_SCOPE)
                             .bind(projection)
                             .bind(version)
-                            .bind(&ids)
-                            .bind(&topics)
-                            .bind(&parts)
-                            .bind(&offsets)
-                            .bind(now)
-                            .fetch_all(&mut **t)
-                            .await?
-                            .into_iter()
-                            .collect();
-                        ids.iter()
-                            .filter(|id| !inserted.contains(id))
-                            .copied()
-                            .collect()
+                            .execute(&mut **t)
+                            .await?;
+                        rows.insert_new(t).await?.ok_or_else(|| {
+                            sqlx::Error::Protocol(format!(
+                                "{projection} v{version} has no dedup scope after creating it"
+                            ))
+                        })?
                     }
-                    Err(e) => return Err(e),
                 }
             };
             Ok(keys
@@ -163,6 +172,81 @@ pub async fn admit(
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
+}
+
+/// A batch's new keys in key order, as the arrays PostgreSQL's admit statements bind.
+struct PgKeys<'a> {
+    projection: &'a str,
+    version: i64,
+    ids: &'a [Uuid],
+    topics: &'a [String],
+    parts: &'a [i32],
+    offsets: &'a [i64],
+    now: i64,
+}
+
+impl PgKeys<'_> {
+    /// Records the keys and returns the ids that were recorded already (by an earlier batch, or
+    /// by a concurrent one that committed first); `None` when the version has no scope yet, and
+    /// then nothing was recorded.
+    async fn insert_new(
+        &self,
+        t: &mut Transaction<'static, Postgres>,
+    ) -> Result<Option<HashSet<Uuid>>, sqlx::Error> {
+        sqlx::Executor::execute(&mut **t, SP).await?;
+        let fast = self.bound(sqlx::query(PG_ADMIT)).execute(&mut **t).await;
+        match fast {
+            Ok(done) => {
+                sqlx::Executor::execute(&mut **t, SP_OK).await?;
+                // The statement inserts every key or fails; no row means no scope.
+                Ok((done.rows_affected() > 0).then(HashSet::new))
+            }
+            Err(e) if is_unique_violation(&e) => {
+                sqlx::Executor::execute(&mut **t, SP_BACK).await?;
+                sqlx::Executor::execute(&mut **t, SP_OK).await?;
+                let inserted: HashSet<Uuid> = self
+                    .bound_scalar(sqlx::query_scalar(PG_ADMIT_RACING))
+                    .fetch_all(&mut **t)
+                    .await?
+                    .into_iter()
+                    .collect();
+                Ok(Some(
+                    self.ids
+                        .iter()
+                        .filter(|id| !inserted.contains(id))
+                        .copied()
+                        .collect(),
+                ))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn bound<'q>(
+        &'q self,
+        q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+        q.bind(self.projection)
+            .bind(self.version)
+            .bind(self.ids)
+            .bind(self.topics)
+            .bind(self.parts)
+            .bind(self.offsets)
+            .bind(self.now)
+    }
+
+    fn bound_scalar<'q>(
+        &'q self,
+        q: sqlx::query::QueryScalar<'q, Postgres, Uuid, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryScalar<'q, Postgres, Uuid, sqlx::postgres::PgArguments> {
+        q.bind(self.projection)
+            .bind(self.version)
+            .bind(self.ids)
+            .bind(self.topics)
+            .bind(self.parts)
+            .bind(self.offsets)
+            .bind(self.now)
+    }
 }
 
 /// Each event's PostgreSQL dedup key: its id as a uuid, or the md5 of an id that is not one
@@ -236,10 +320,14 @@ pub async fn forget(
                 return Ok(0);
             }
             Ok(sqlx::query(
-                "DELETE FROM strangler_projection_dedup d \
-                 USING UNNEST($3::uuid[], $4::text[], $5::int4[], $6::int8[]) AS e(id, t, p, o) \
-                 WHERE d.projection = $1 AND d.version = $2 AND d.event_id = e.id \
-                 AND d.topic = e.t AND d.partition = e.p AND d.\"offset\" = e.o",
+                concat!(
+                    "DELETE FROM strangler_projection_dedup d \
+                     USING UNNEST($3::uuid[], $4::text[], $5::int4[], $6::int8[]) AS e(id, t, p, o) \
+                     WHERE d.scope = ",
+                    scope_of!(),
+                    " AND d.event_id = e.id \
+                     AND d.topic = e.t AND d.partition = e.p AND d.\"offset\" = e.o"
+                ),
             )
             .bind(projection)
             .bind(version)
@@ -283,14 +371,54 @@ pub async fn forget_from(
     partition: i32,
     offset: i64,
 ) -> Result<u64, sqlx::Error> {
-    Ok(on_tx!(tx, c => sqlx::query(
-        "DELETE FROM strangler_projection_dedup WHERE projection = $1 AND version = $2 \
-         AND topic = $3 AND partition = $4 AND \"offset\" >= $5")
+    let version = i64::from(version);
+    Ok(match tx {
+        ReadTx::Pg(t) => sqlx::query(concat!(
+            "DELETE FROM strangler_projection_dedup WHERE scope = ",
+            scope_of!(),
+            " AND topic = $3 AND partition = $4 AND \"offset\" >= $5"
+        ))
         .bind(projection)
-        .bind(i64::from(version))
+        .bind(version)
         .bind(topic)
         .bind(partition)
         .bind(offset)
+        .execute(&mut **t)
+        .await?
+        .rows_affected(),
+        ReadTx::Sqlite(t) => sqlx::query(
+            "DELETE FROM strangler_projection_dedup WHERE projection = $1 AND version = $2 \
+             AND topic = $3 AND partition = $4 AND \"offset\" >= $5",
+        )
+        .bind(projection)
+        .bind(version)
+        .bind(topic)
+        .bind(partition)
+        .bind(offset)
+        .execute(&mut **t)
+        .await?
+        .rows_affected(),
+    })
+}
+
+/// Forgets every id of a projection version (a rebuild from scratch, or retiring the version).
+pub async fn forget_all(
+    tx: &mut ReadTx,
+    projection: &str,
+    version: u32,
+) -> Result<u64, sqlx::Error> {
+    let sql = match tx {
+        ReadTx::Pg(_) => concat!(
+            "DELETE FROM strangler_projection_dedup WHERE scope = ",
+            scope_of!()
+        ),
+        ReadTx::Sqlite(_) => {
+            "DELETE FROM strangler_projection_dedup WHERE projection = $1 AND version = $2"
+        }
+    };
+    Ok(on_tx!(tx, c => sqlx::query(sql)
+        .bind(projection)
+        .bind(i64::from(version))
         .execute(c)
         .await?
         .rows_affected()))
@@ -303,9 +431,18 @@ pub async fn prune(
     version: u32,
     older_than_ms: i64,
 ) -> Result<u64, sqlx::Error> {
-    Ok(on_pool!(store, p => sqlx::query(
-        "DELETE FROM strangler_projection_dedup WHERE projection = $1 AND version = $2 \
-         AND applied_at_ms < $3")
+    let sql = match store {
+        Store::Postgres(_) => concat!(
+            "DELETE FROM strangler_projection_dedup WHERE scope = ",
+            scope_of!(),
+            " AND applied_at_ms < $3"
+        ),
+        Store::Sqlite(_) => {
+            "DELETE FROM strangler_projection_dedup WHERE projection = $1 AND version = $2 \
+             AND applied_at_ms < $3"
+        }
+    };
+    Ok(on_pool!(store, p => sqlx::query(sql)
         .bind(projection)
         .bind(i64::from(version))
         .bind(older_than_ms)
@@ -406,6 +543,90 @@ mod tests {
         .await
         .expect("counting");
         assert_eq!(legacy, 1);
+    }
+
+    /// Keys recorded before migration 0008 (name and version in every key) keep refusing their
+    /// duplicates after it, each under its own version's scope, and versions stay apart.
+    #[tokio::test]
+    async fn keys_recorded_before_the_scope_migration_still_refuse_duplicates() {
+        let db = pg_database().await;
+        let pool = sqlx::PgPool::connect(&db.url).await.expect("connecting");
+        let all = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/postgres");
+        let earlier = tempfile::tempdir().expect("temp dir");
+        for f in std::fs::read_dir(all).expect("migrations") {
+            let f = f.expect("migration");
+            if f.file_name().to_string_lossy().as_ref() < "0008" {
+                std::fs::copy(f.path(), earlier.path().join(f.file_name())).expect("copying");
+            }
+        }
+        sqlx::migrate::Migrator::new(earlier.path())
+            .await
+            .expect("reading migrations")
+            .run(&pool)
+            .await
+            .expect("migrating to 0007");
+        sqlx::query(
+            "INSERT INTO strangler_projection_dedup \
+             (projection, version, event_id, topic, partition, \"offset\", applied_at_ms) \
+             VALUES ('p', 1, $1, 'orders', 0, 0, 1), ('p', 2, $2, 'orders', 3, 9, 1)",
+        )
+        .bind(Uuid::parse_str(A).expect("uuid"))
+        .bind(Uuid::parse_str(B).expect("uuid"))
+        .execute(&pool)
+        .await
+        .expect("recording keys the old way");
+
+        let s = store(&db.url).await;
+        // p v1 recorded A, not B: B is new to it.
+        assert_eq!(
+            admit_committed(&s, &[ev(Some(A), 0, 5), ev(Some(B), 0, 6)]).await,
+            [false, true]
+        );
+        let mut tx = ReadTx::begin(&s).await.expect("begin");
+        assert_eq!(
+            admit(&mut tx, "p", 2, &[ev(Some(A), 3, 10), ev(Some(B), 3, 11)])
+                .await
+                .expect("admit"),
+            [true, false]
+        );
+        // Each key kept its topic, partition and offset: B of p v2 goes at offset 9 and on.
+        assert_eq!(
+            forget_from(&mut tx, "p", 2, "orders", 3, 9)
+                .await
+                .expect("forget"),
+            2
+        );
+        tx.commit().await.expect("commit");
+    }
+
+    /// A version's first batch creates its scope; rebuilding or retiring one version forgets
+    /// its keys only, and its scope keeps serving it.
+    #[tokio::test]
+    async fn each_version_keeps_its_own_keys() {
+        let db = pg_database().await;
+        let s = store(&db.url).await;
+        let batch = [ev(Some(A), 0, 0), ev(Some(B), 0, 1)];
+        for version in [1, 2] {
+            let mut tx = ReadTx::begin(&s).await.expect("begin");
+            let fresh = admit(&mut tx, "p", version, &batch).await.expect("admit");
+            assert_eq!(fresh, [true, true], "v{version} has seen nothing yet");
+            tx.commit().await.expect("commit");
+        }
+        let mut tx = ReadTx::begin(&s).await.expect("begin");
+        assert_eq!(forget_all(&mut tx, "p", 1).await.expect("forget"), 2);
+        tx.commit().await.expect("commit");
+        let mut tx = ReadTx::begin(&s).await.expect("begin");
+        assert_eq!(
+            admit(&mut tx, "p", 1, &batch).await.expect("admit"),
+            [true, true]
+        );
+        assert_eq!(
+            admit(&mut tx, "p", 2, &batch).await.expect("admit"),
+            [false, false]
+        );
+        tx.commit().await.expect("commit");
+        assert_eq!(prune(&s, "p", 2, i64::MAX).await.expect("prune"), 2);
+        assert_eq!(admit_committed(&s, &batch).await, [false, false]);
     }
 
     #[tokio::test]

@@ -83,16 +83,13 @@ pub async fn reset(
             tx.execute_script(&format!("DELETE FROM {}", physical_table(t, version)))
                 .await?;
         }
-        for table in [
-            "strangler_projection_dedup",
-            "strangler_projection_dead_letter",
-        ] {
-            on_tx!(tx, c => sqlx::query(&format!("DELETE FROM {table} WHERE projection = $1 AND version = $2"))
-                .bind(name)
-                .bind(i64::from(version))
-                .execute(c)
-                .await?.rows_affected());
-        }
+        dedup::forget_all(tx, name, version).await?;
+        on_tx!(tx, c => sqlx::query(
+            "DELETE FROM strangler_projection_dead_letter WHERE projection = $1 AND version = $2")
+            .bind(name)
+            .bind(i64::from(version))
+            .execute(c)
+            .await?.rows_affected());
     }
     for p in &plan.parts {
         checkpoint::reset(tx, name, version, &p.topic, p.partition, p.start).await?;

@@ -89,9 +89,9 @@ pub async fn retire(store: &Store, projection: &dyn Projection) -> Result<()> {
         ))
         .await?;
     }
+    crate::dedup::forget_all(&mut tx, name, version).await?;
     for table in [
         "strangler_projection_checkpoint",
-        "strangler_projection_dedup",
         "strangler_projection_dead_letter",
     ] {
         on_tx!(&mut tx, c => sqlx::query(&format!("DELETE FROM {table} WHERE projection = $1 AND version = $2"))
