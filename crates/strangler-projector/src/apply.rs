@@ -250,20 +250,96 @@ pub async fn apply_batch(
 /// The furthest offset and latest event time per partition.
 fn progress_of(events: &[Event]) -> Vec<Progress> {
     let mut by: BTreeMap<(&str, i32), Progress> = BTreeMap::new();
+    // A batch holds runs of events from one partition, so most events find the previous
+    // event's entry without a lookup.
+    let mut run: Option<(&str, i32, Progress)> = None;
     for e in events {
         let r = &e.record;
-        let p = by
-            .entry((&r.topic, r.partition))
-            .or_insert_with(|| Progress {
-                topic: r.topic.clone(),
-                partition: r.partition,
-                next_offset: 0,
-                last_event_time_ms: None,
-                events: 0,
-            });
+        let p = match &mut run {
+            Some((topic, partition, p)) if *topic == r.topic && *partition == r.partition => p,
+            _ => {
+                if let Some((topic, partition, p)) = run.take() {
+                    by.insert((topic, partition), p);
+                }
+                let p = by
+                    .remove(&(r.topic.as_str(), r.partition))
+                    .unwrap_or_else(|| Progress {
+                        topic: r.topic.clone(),
+                        partition: r.partition,
+                        next_offset: 0,
+                        last_event_time_ms: None,
+                        events: 0,
+                    });
+                &mut run.insert((&r.topic, r.partition, p)).2
+            }
+        };
         p.next_offset = p.next_offset.max(r.offset + 1);
         p.last_event_time_ms = p.last_event_time_ms.max(r.timestamp_ms);
         p.events += 1;
     }
+    if let Some((topic, partition, p)) = run {
+        by.insert((topic, partition), p);
+    }
     by.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use strangler_bus::Record;
+
+    use super::*;
+
+    fn ev(topic: &str, partition: i32, offset: i64, at: i64) -> Event {
+        Event {
+            record: Record {
+                topic: topic.into(),
+                partition,
+                offset,
+                key: None,
+                value: None,
+                headers: Vec::new(),
+                timestamp_ms: Some(at),
+            },
+            id: None,
+            event_type: None,
+            key: None,
+            payload: Ok(serde_json::Value::Null),
+            prepared: None,
+        }
+    }
+
+    /// Runs of one partition interleave with others, and a partition may come back later in the
+    /// batch: each partition gets one entry, with its highest offset and time and all its events.
+    #[test]
+    fn progress_counts_each_partition_once_however_its_events_interleave() {
+        let events = [
+            ev("orders", 1, 10, 500),
+            ev("orders", 1, 11, 400),
+            ev("orders", 0, 3, 100),
+            ev("refunds", 1, 7, 50),
+            ev("orders", 1, 12, 450),
+            ev("orders", 0, 4, 90),
+            ev("orders", 0, 5, 300),
+        ];
+        let got: Vec<(String, i32, i64, Option<i64>, i64)> = progress_of(&events)
+            .into_iter()
+            .map(|p| {
+                (
+                    p.topic,
+                    p.partition,
+                    p.next_offset,
+                    p.last_event_time_ms,
+                    p.events,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("orders".to_string(), 0, 6, Some(300), 3),
+                ("orders".to_string(), 1, 13, Some(500), 3),
+                ("refunds".to_string(), 1, 8, Some(50), 1),
+            ]
+        );
+    }
 }

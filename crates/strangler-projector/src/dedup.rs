@@ -94,7 +94,7 @@ pub async fn admit(
             // nothing else: the keys are a set.
             rows.sort_unstable_by_key(|(k, _)| *k);
             let ids: Vec<Uuid> = rows.iter().map(|(k, _)| *k).collect();
-            let topics: Vec<String> = rows.iter().map(|(_, e)| e.record.topic.clone()).collect();
+            let topics: Vec<&str> = rows.iter().map(|(_, e)| e.record.topic.as_str()).collect();
             let parts: Vec<i32> = rows.iter().map(|(_, e)| e.record.partition).collect();
             let offsets: Vec<i64> = rows.iter().map(|(_, e)| e.record.offset).collect();
             let recorded = if ids.is_empty() {
@@ -179,7 +179,7 @@ struct PgKeys<'a> {
     projection: &'a str,
     version: i64,
     ids: &'a [Uuid],
-    topics: &'a [String],
+    topics: &'a [&'a str],
     parts: &'a [i32],
     offsets: &'a [i64],
     now: i64,

@@ -54,9 +54,11 @@ macro_rules! bind_values {
     }};
 }
 
-/// One parameter's values for a step, as a typed array (PostgreSQL).
+/// One parameter's values for a step, as a typed array (PostgreSQL). Text borrows the units'
+/// values: a step's text arrays are most of its bytes, and copying them cost an allocation per
+/// value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Array {
+pub enum Array<'a> {
     /// BIGINT[].
     Int(Vec<Option<i64>>),
     /// DOUBLE PRECISION[].
@@ -64,12 +66,12 @@ pub enum Array {
     /// BOOLEAN[].
     Bool(Vec<Option<bool>>),
     /// TEXT[].
-    Text(Vec<Option<String>>),
+    Text(Vec<Option<&'a str>>),
 }
 
-impl Array {
+impl<'a> Array<'a> {
     /// Collects values of one type (`ArrayType::of` checked them); others become NULL.
-    pub fn collect<'a>(ty: ArrayType, values: impl Iterator<Item = &'a Value>) -> Array {
+    pub fn collect(ty: ArrayType, values: impl Iterator<Item = &'a Value>) -> Array<'a> {
         match ty {
             ArrayType::Int8 => Array::Int(
                 values
@@ -98,7 +100,7 @@ impl Array {
             ArrayType::Text => Array::Text(
                 values
                     .map(|v| match v {
-                        Value::Text(s) => Some(s.clone()),
+                        Value::Text(s) => Some(s.as_str()),
                         _ => None,
                     })
                     .collect(),
@@ -145,7 +147,7 @@ impl ReadTx {
     pub async fn execute_arrays(
         &mut self,
         sql: &str,
-        arrays: Vec<Array>,
+        arrays: Vec<Array<'_>>,
     ) -> Result<u64, sqlx::Error> {
         let ReadTx::Pg(t) = self else {
             return Err(sqlx::Error::Protocol(

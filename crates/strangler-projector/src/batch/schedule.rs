@@ -19,13 +19,14 @@ pub struct Step {
 /// mutual order as if they shared one.
 pub fn schedule(units: &[(Option<&str>, usize)]) -> Vec<Step> {
     let mut steps: Vec<Step> = Vec::new();
-    // Steps of each statement, in increasing step order.
-    let mut by_statement: HashMap<usize, Vec<usize>> = HashMap::new();
-    // The step of each key's latest unit.
-    let mut last: HashMap<Option<&str>, usize> = HashMap::new();
+    // Steps of each statement (statements are numbered from 0), in increasing step order.
+    let statements = units.iter().map(|&(_, s)| s + 1).max().unwrap_or(0);
+    let mut by_statement: Vec<Vec<usize>> = vec![Vec::new(); statements];
+    // The step of each key's latest unit (sized up front: a batch's keys are mostly distinct).
+    let mut last: HashMap<Option<&str>, usize> = HashMap::with_capacity(units.len());
     for (u, &(key, statement)) in units.iter().enumerate() {
         let after = last.get(&key).copied();
-        let candidates = by_statement.entry(statement).or_default();
+        let candidates = &mut by_statement[statement];
         let first_ok = match after {
             Some(a) => candidates.partition_point(|&s| s <= a),
             None => 0,
