@@ -29,6 +29,32 @@ pub struct BatchStats {
     pub progress: Vec<Progress>,
 }
 
+impl BatchStats {
+    /// Adds what a later part of the same batch did: counts add up, and each partition's
+    /// progress moves to the later part's.
+    pub fn absorb(&mut self, later: BatchStats) {
+        self.applied += later.applied;
+        self.duplicates += later.duplicates;
+        self.ignored += later.ignored;
+        self.dead_lettered += later.dead_lettered;
+        self.rows += later.rows;
+        for p in later.progress {
+            match self
+                .progress
+                .iter_mut()
+                .find(|q| q.topic == p.topic && q.partition == p.partition)
+            {
+                Some(q) => {
+                    q.next_offset = q.next_offset.max(p.next_offset);
+                    q.last_event_time_ms = q.last_event_time_ms.max(p.last_event_time_ms);
+                    q.events += p.events;
+                }
+                None => self.progress.push(p),
+            }
+        }
+    }
+}
+
 /// How the batch went.
 pub enum BatchResult {
     /// Everything in the batch was handled.
@@ -306,6 +332,43 @@ mod tests {
             payload: Ok(serde_json::Value::Null),
             prepared: None,
         }
+    }
+
+    /// The halves of a batch that failed as a whole add up to what the whole would have done.
+    #[test]
+    fn a_later_part_of_a_batch_moves_progress_on_and_adds_its_counts() {
+        let events = [
+            ev("orders", 0, 3, 100),
+            ev("orders", 1, 10, 500),
+            ev("orders", 0, 4, 90),
+            ev("orders", 1, 11, 400),
+            ev("refunds", 0, 1, 20),
+        ];
+        let (first, second) = events.split_at(2);
+        let part = |events: &[Event], applied: u64| BatchStats {
+            applied,
+            duplicates: 1,
+            rows: 2 * applied,
+            progress: progress_of(events),
+            ..BatchStats::default()
+        };
+        let mut stats = part(first, 2);
+        stats.absorb(part(second, 3));
+        let whole = part(&events, 5);
+        assert_eq!((stats.applied, stats.duplicates, stats.rows), (5, 2, 10));
+        let key = |p: &Progress| {
+            (
+                p.topic.clone(),
+                p.partition,
+                p.next_offset,
+                p.last_event_time_ms,
+                p.events,
+            )
+        };
+        let mut got: Vec<_> = stats.progress.iter().map(key).collect();
+        got.sort();
+        let want: Vec<_> = whole.progress.iter().map(key).collect();
+        assert_eq!(got, want);
     }
 
     /// Runs of one partition interleave with others, and a partition may come back later in the

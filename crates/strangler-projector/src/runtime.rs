@@ -2,6 +2,8 @@
 //! commit, repeat; until cancelled or, for replays, until caught up.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -96,6 +98,12 @@ pub struct Runner {
     /// The projection's sink when it is not the read store (its applied ids are pruned too).
     pub sink: Option<Arc<dyn crate::sink::Sink>>,
 }
+
+/// A batch whose many-events-per-statement attempt failed is halved until a part holds at most
+/// this many events, and only such a part goes one event at a time: one failing event in a
+/// 20,000-event batch costs about two more attempts of the batch's size and a few hundred
+/// savepoints, not 20,000.
+const CAREFUL_AT_MOST: usize = 256;
 
 const SP_BATCH: &str = "SAVEPOINT strangler_batch";
 const SP_BATCH_BACK: &str = "ROLLBACK TO SAVEPOINT strangler_batch";
@@ -275,69 +283,100 @@ impl Runner {
         Ok(stats)
     }
 
-    async fn apply_committed(
-        &self,
-        batch: &[Event],
-        parked: &mut HashSet<String>,
-    ) -> Result<(BatchStats, Option<Error>)> {
-        let p = self.projection.as_ref();
-        let mut tx = ReadTx::begin(&self.store).await?;
-        let mut parked_try = parked.clone();
-        match apply_batch(&mut tx, p, &self.claims, batch, &mut parked_try, false).await {
-            Ok(BatchResult::Done(s)) => {
-                tx.commit().await?;
+    /// Applies a batch in its own transaction: all events in a few statements, and when that
+    /// fails, each half again the same way, down to [`CAREFUL_AT_MOST`] events, which go one at
+    /// a time (retried, skipped, parked or stopping per policy). The halves commit one after the
+    /// other, in order, so every partition's events still apply in offset order; a half that
+    /// stops the projection leaves the later halves unapplied, for a restart to read again.
+    fn apply_committed<'a>(
+        &'a self,
+        batch: &'a [Event],
+        parked: &'a mut HashSet<String>,
+    ) -> Pin<Box<dyn Future<Output = Result<(BatchStats, Option<Error>)>> + Send + 'a>> {
+        Box::pin(async move {
+            let p = self.projection.as_ref();
+            let mut tx = ReadTx::begin(&self.store).await?;
+            let mut parked_try = parked.clone();
+            match apply_batch(&mut tx, p, &self.claims, batch, &mut parked_try, false).await {
+                Ok(BatchResult::Done(s)) => {
+                    tx.commit().await?;
+                    *parked = parked_try;
+                    return Ok((s, None));
+                }
+                Ok(_) => tx.rollback().await?,
+                Err(e) => {
+                    tx.rollback().await?;
+                    return Err(e);
+                }
+            }
+            if batch.len() > CAREFUL_AT_MOST {
+                let (first, second) = batch.split_at(batch.len() / 2);
+                let (mut stats, stopped) = self.apply_committed(first, parked).await?;
+                if stopped.is_some() {
+                    return Ok((stats, stopped));
+                }
+                let (rest, stopped) = self.apply_committed(second, parked).await?;
+                stats.absorb(rest);
+                return Ok((stats, stopped));
+            }
+            let mut tx = ReadTx::begin(&self.store).await?;
+            match apply_batch(&mut tx, p, &self.claims, batch, parked, true).await {
+                Ok(BatchResult::Done(s)) => {
+                    tx.commit().await?;
+                    Ok((s, None))
+                }
+                Ok(BatchResult::Stopped(s, err)) => {
+                    tx.commit().await?;
+                    Ok((s, Some(err)))
+                }
+                Ok(BatchResult::NeedCareful) => {
+                    unreachable!("the careful path never asks for itself")
+                }
+                Err(e) => {
+                    tx.rollback().await?;
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    /// [`Runner::apply_committed`] inside the dry run's one transaction, with a savepoint where
+    /// that commits.
+    fn apply_dry<'a>(
+        &'a self,
+        tx: &'a mut ReadTx,
+        batch: &'a [Event],
+        parked: &'a mut HashSet<String>,
+    ) -> Pin<Box<dyn Future<Output = Result<(BatchStats, Option<Error>)>> + Send + 'a>> {
+        Box::pin(async move {
+            let p = self.projection.as_ref();
+            tx.execute_script(SP_BATCH).await?;
+            let mut parked_try = parked.clone();
+            if let BatchResult::Done(s) =
+                apply_batch(tx, p, &self.claims, batch, &mut parked_try, false).await?
+            {
+                tx.execute_script(SP_BATCH_OK).await?;
                 *parked = parked_try;
                 return Ok((s, None));
             }
-            Ok(_) => tx.rollback().await?,
-            Err(e) => {
-                tx.rollback().await?;
-                return Err(e);
-            }
-        }
-        let mut tx = ReadTx::begin(&self.store).await?;
-        match apply_batch(&mut tx, p, &self.claims, batch, parked, true).await {
-            Ok(BatchResult::Done(s)) => {
-                tx.commit().await?;
-                Ok((s, None))
-            }
-            Ok(BatchResult::Stopped(s, err)) => {
-                tx.commit().await?;
-                Ok((s, Some(err)))
-            }
-            Ok(BatchResult::NeedCareful) => unreachable!("the careful path never asks for itself"),
-            Err(e) => {
-                tx.rollback().await?;
-                Err(e)
-            }
-        }
-    }
-
-    async fn apply_dry(
-        &self,
-        tx: &mut ReadTx,
-        batch: &[Event],
-        parked: &mut HashSet<String>,
-    ) -> Result<(BatchStats, Option<Error>)> {
-        let p = self.projection.as_ref();
-        tx.execute_script(SP_BATCH).await?;
-        let mut parked_try = parked.clone();
-        if let BatchResult::Done(s) =
-            apply_batch(tx, p, &self.claims, batch, &mut parked_try, false).await?
-        {
+            tx.execute_script(SP_BATCH_BACK).await?;
             tx.execute_script(SP_BATCH_OK).await?;
-            *parked = parked_try;
-            return Ok((s, None));
-        }
-        tx.execute_script(SP_BATCH_BACK).await?;
-        match apply_batch(tx, p, &self.claims, batch, parked, true).await? {
-            BatchResult::Done(s) => {
-                tx.execute_script(SP_BATCH_OK).await?;
-                Ok((s, None))
+            if batch.len() > CAREFUL_AT_MOST {
+                let (first, second) = batch.split_at(batch.len() / 2);
+                let (mut stats, stopped) = self.apply_dry(tx, first, parked).await?;
+                if stopped.is_some() {
+                    return Ok((stats, stopped));
+                }
+                let (rest, stopped) = self.apply_dry(tx, second, parked).await?;
+                stats.absorb(rest);
+                return Ok((stats, stopped));
             }
-            BatchResult::Stopped(s, err) => Ok((s, Some(err))),
-            BatchResult::NeedCareful => unreachable!("the careful path never asks for itself"),
-        }
+            match apply_batch(tx, p, &self.claims, batch, parked, true).await? {
+                BatchResult::Done(s) => Ok((s, None)),
+                BatchResult::Stopped(s, err) => Ok((s, Some(err))),
+                BatchResult::NeedCareful => unreachable!("the careful path never asks for itself"),
+            }
+        })
     }
 
     /// Records the bus's end offsets for lag, and publishes freshness gauges.
