@@ -166,6 +166,9 @@ class = "operational"
 freshness_budget_ms = 60000
 mismatch_budget = 0.01
 min_sample = 200
+# Every service of the demo shares one machine, so the latency gap measures that machine's load
+# more than the read path: a busy laptop or CI runner put it just over the 50 ms default.
+max_p99_delta_ms = 250
 # The pipeline (relay poll, bus, projector batch) takes a few hundred ms: re-ask a differing
 # answer once after {settle_s} seconds before calling it drift.
 settle_ms = {settle_ms}
