@@ -138,9 +138,12 @@ pub struct BatchConfig {
     pub max_wait_ms: u64,
 }
 
-/// 2,000 events amortise the commit without holding locks for long (measured in BENCHMARKS.md).
+/// 10,000 events: catching up on PostgreSQL ran at 1.2-1.5x the events per second of 2,000
+/// (docs/BENCHMARKS.md, Projector, session 9), and a failing event no longer sends the whole
+/// batch one event at a time (it is halved first). Light traffic still commits within
+/// `max_wait_ms`.
 fn default_max_events() -> usize {
-    2000
+    10_000
 }
 
 /// 100 ms keeps the read model within a tenth of a second of the bus when traffic is light.
