@@ -105,6 +105,10 @@ pub struct Runner {
 /// savepoints, not 20,000.
 const CAREFUL_AT_MOST: usize = 256;
 
+/// A batch (or part of one) being applied: what it did, and the error that stops the projection
+/// if the policy said stop. Boxed because a failing batch applies its halves the same way.
+type Applying<'a> = Pin<Box<dyn Future<Output = Result<(BatchStats, Option<Error>)>> + Send + 'a>>;
+
 const SP_BATCH: &str = "SAVEPOINT strangler_batch";
 const SP_BATCH_BACK: &str = "ROLLBACK TO SAVEPOINT strangler_batch";
 const SP_BATCH_OK: &str = "RELEASE SAVEPOINT strangler_batch";
@@ -292,7 +296,7 @@ impl Runner {
         &'a self,
         batch: &'a [Event],
         parked: &'a mut HashSet<String>,
-    ) -> Pin<Box<dyn Future<Output = Result<(BatchStats, Option<Error>)>> + Send + 'a>> {
+    ) -> Applying<'a> {
         Box::pin(async move {
             let p = self.projection.as_ref();
             let mut tx = ReadTx::begin(&self.store).await?;
@@ -347,7 +351,7 @@ impl Runner {
         tx: &'a mut ReadTx,
         batch: &'a [Event],
         parked: &'a mut HashSet<String>,
-    ) -> Pin<Box<dyn Future<Output = Result<(BatchStats, Option<Error>)>> + Send + 'a>> {
+    ) -> Applying<'a> {
         Box::pin(async move {
             let p = self.projection.as_ref();
             tx.execute_script(SP_BATCH).await?;
