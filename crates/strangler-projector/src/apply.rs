@@ -334,6 +334,18 @@ mod tests {
         }
     }
 
+    /// A partition's progress as one comparable tuple: topic, partition, next offset, last event
+    /// time, events.
+    fn summary(p: &Progress) -> (String, i32, i64, Option<i64>, i64) {
+        (
+            p.topic.clone(),
+            p.partition,
+            p.next_offset,
+            p.last_event_time_ms,
+            p.events,
+        )
+    }
+
     /// The halves of a batch that failed as a whole add up to what the whole would have done.
     #[test]
     fn a_later_part_of_a_batch_moves_progress_on_and_adds_its_counts() {
@@ -356,18 +368,9 @@ mod tests {
         stats.absorb(part(second, 3));
         let whole = part(&events, 5);
         assert_eq!((stats.applied, stats.duplicates, stats.rows), (5, 2, 10));
-        let key = |p: &Progress| {
-            (
-                p.topic.clone(),
-                p.partition,
-                p.next_offset,
-                p.last_event_time_ms,
-                p.events,
-            )
-        };
-        let mut got: Vec<_> = stats.progress.iter().map(key).collect();
+        let mut got: Vec<_> = stats.progress.iter().map(summary).collect();
         got.sort();
-        let want: Vec<_> = whole.progress.iter().map(key).collect();
+        let want: Vec<_> = whole.progress.iter().map(summary).collect();
         assert_eq!(got, want);
     }
 
@@ -384,18 +387,7 @@ mod tests {
             ev("orders", 0, 4, 90),
             ev("orders", 0, 5, 300),
         ];
-        let got: Vec<(String, i32, i64, Option<i64>, i64)> = progress_of(&events)
-            .into_iter()
-            .map(|p| {
-                (
-                    p.topic,
-                    p.partition,
-                    p.next_offset,
-                    p.last_event_time_ms,
-                    p.events,
-                )
-            })
-            .collect();
+        let got: Vec<_> = progress_of(&events).iter().map(summary).collect();
         assert_eq!(
             got,
             [

@@ -21,7 +21,8 @@
 
 use std::collections::HashSet;
 
-use sqlx::{Postgres, Transaction};
+use sqlx::postgres::PgArguments;
+use sqlx::{Arguments, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::event::Event;
@@ -100,15 +101,18 @@ pub async fn admit(
             let recorded = if ids.is_empty() {
                 HashSet::new()
             } else {
-                let rows = PgKeys {
-                    projection,
-                    version,
-                    ids: &ids,
-                    topics: &topics,
-                    parts: &parts,
-                    offsets: &offsets,
-                    now,
-                };
+                let mut args = PgArguments::default();
+                let bound = (|| {
+                    args.add(projection)?;
+                    args.add(version)?;
+                    args.add(&ids)?;
+                    args.add(&topics)?;
+                    args.add(&parts)?;
+                    args.add(&offsets)?;
+                    args.add(now)
+                })();
+                bound.map_err(sqlx::Error::Encode)?;
+                let rows = PgKeys { args, ids: &ids };
                 match rows.insert_new(t).await? {
                     Some(recorded) => recorded,
                     None => {
@@ -174,15 +178,10 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
 }
 
-/// A batch's new keys in key order, as the arrays PostgreSQL's admit statements bind.
+/// A batch's new keys in key order, bound as PostgreSQL's admit statements take them.
 struct PgKeys<'a> {
-    projection: &'a str,
-    version: i64,
+    args: PgArguments,
     ids: &'a [Uuid],
-    topics: &'a [&'a str],
-    parts: &'a [i32],
-    offsets: &'a [i64],
-    now: i64,
 }
 
 impl PgKeys<'_> {
@@ -194,7 +193,9 @@ impl PgKeys<'_> {
         t: &mut Transaction<'static, Postgres>,
     ) -> Result<Option<HashSet<Uuid>>, sqlx::Error> {
         sqlx::Executor::execute(&mut **t, SP).await?;
-        let fast = self.bound(sqlx::query(PG_ADMIT)).execute(&mut **t).await;
+        let fast = sqlx::query_with(PG_ADMIT, self.args.clone())
+            .execute(&mut **t)
+            .await;
         match fast {
             Ok(done) => {
                 sqlx::Executor::execute(&mut **t, SP_OK).await?;
@@ -204,12 +205,12 @@ impl PgKeys<'_> {
             Err(e) if is_unique_violation(&e) => {
                 sqlx::Executor::execute(&mut **t, SP_BACK).await?;
                 sqlx::Executor::execute(&mut **t, SP_OK).await?;
-                let inserted: HashSet<Uuid> = self
-                    .bound_scalar(sqlx::query_scalar(PG_ADMIT_RACING))
-                    .fetch_all(&mut **t)
-                    .await?
-                    .into_iter()
-                    .collect();
+                let inserted: HashSet<Uuid> =
+                    sqlx::query_scalar_with(PG_ADMIT_RACING, self.args.clone())
+                        .fetch_all(&mut **t)
+                        .await?
+                        .into_iter()
+                        .collect();
                 Ok(Some(
                     self.ids
                         .iter()
@@ -220,32 +221,6 @@ impl PgKeys<'_> {
             }
             Err(e) => Err(e),
         }
-    }
-
-    fn bound<'q>(
-        &'q self,
-        q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
-        q.bind(self.projection)
-            .bind(self.version)
-            .bind(self.ids)
-            .bind(self.topics)
-            .bind(self.parts)
-            .bind(self.offsets)
-            .bind(self.now)
-    }
-
-    fn bound_scalar<'q>(
-        &'q self,
-        q: sqlx::query::QueryScalar<'q, Postgres, Uuid, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::QueryScalar<'q, Postgres, Uuid, sqlx::postgres::PgArguments> {
-        q.bind(self.projection)
-            .bind(self.version)
-            .bind(self.ids)
-            .bind(self.topics)
-            .bind(self.parts)
-            .bind(self.offsets)
-            .bind(self.now)
     }
 }
 
