@@ -346,34 +346,26 @@ pub async fn forget_from(
     partition: i32,
     offset: i64,
 ) -> Result<u64, sqlx::Error> {
-    let version = i64::from(version);
-    Ok(match tx {
-        ReadTx::Pg(t) => sqlx::query(concat!(
+    let sql = match tx {
+        ReadTx::Pg(_) => concat!(
             "DELETE FROM strangler_projection_dedup WHERE scope = ",
             scope_of!(),
             " AND topic = $3 AND partition = $4 AND \"offset\" >= $5"
-        ))
-        .bind(projection)
-        .bind(version)
-        .bind(topic)
-        .bind(partition)
-        .bind(offset)
-        .execute(&mut **t)
-        .await?
-        .rows_affected(),
-        ReadTx::Sqlite(t) => sqlx::query(
+        ),
+        ReadTx::Sqlite(_) => {
             "DELETE FROM strangler_projection_dedup WHERE projection = $1 AND version = $2 \
-             AND topic = $3 AND partition = $4 AND \"offset\" >= $5",
-        )
+             AND topic = $3 AND partition = $4 AND \"offset\" >= $5"
+        }
+    };
+    Ok(on_tx!(tx, c => sqlx::query(sql)
         .bind(projection)
-        .bind(version)
+        .bind(i64::from(version))
         .bind(topic)
         .bind(partition)
         .bind(offset)
-        .execute(&mut **t)
+        .execute(c)
         .await?
-        .rows_affected(),
-    })
+        .rows_affected()))
 }
 
 /// Forgets every id of a projection version (a rebuild from scratch, or retiring the version).
