@@ -8,8 +8,10 @@
 # (CPU from /proc: this process, and every PostgreSQL process, exited backends included.)
 # Copy the figures into docs/BENCHMARKS.md (## Projector).
 #
-# Usage: deploy/bench-projector.sh       (EVENTS=1000000 BATCH=5000 IDS=seq SYNC=on)
+# Usage: deploy/bench-projector.sh       (EVENTS=1000000 BATCH=5000 IDS=seq SYNC=on POISON=0)
 #   IDS=random   UUIDv4 event ids instead of ids in publishing order
+#   POISON=N     N events, spread evenly, that the read model refuses (skipped to the dead
+#                letters): measures what a failing event costs its batch
 #   SYNC=off     synchronous_commit=off on the benchmark's sessions: the projector's and COPY's
 #                alike (a crash may lose the last commits, rows and checkpoint together)
 set -euo pipefail
@@ -19,6 +21,7 @@ source deploy/lib/services.sh
 EVENTS=${EVENTS:-1000000}
 BATCH=${BATCH:-5000}
 IDS=${IDS:-seq}
+POISON=${POISON:-0}
 SYNC=${SYNC:-on}
 case "$SYNC" in
     on) OPTS="" ;;
@@ -37,4 +40,4 @@ trap cleanup EXIT
 psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $DB" >/dev/null
 
 log "projecting $EVENTS events (batches of $BATCH, $IDS ids, synchronous_commit $SYNC) into PostgreSQL, then COPY of the same rows"
-"${CARGO_TARGET_DIR:-target}"/release/examples/bench_projector "postgres://postgres@127.0.0.1:5432/$DB$OPTS" "$EVENTS" "$BATCH" "$IDS"
+"${CARGO_TARGET_DIR:-target}"/release/examples/bench_projector "postgres://postgres@127.0.0.1:5432/$DB$OPTS" "$EVENTS" "$BATCH" "$IDS" "$POISON"

@@ -3,10 +3,12 @@
 //! every event, checkpoints and dedup keys in the same transactions), beside loading the same rows
 //! with `COPY ... FROM STDIN` in the same run (the ceiling).
 //!
-//! Usage: bench_projector POSTGRES_URL EVENTS [BATCH] [IDS]
+//! Usage: bench_projector POSTGRES_URL EVENTS [BATCH] [IDS] [POISON]
 //!
 //! IDS is `seq` (default: event ids in publishing order, like UUIDv7 outbox ids) or `random`
-//! (UUIDv4 ids, which land anywhere in the dedup index). The durability settings of the URL
+//! (UUIDv4 ids, which land anywhere in the dedup index). POISON (default 0) events, spread evenly,
+//! carry a null subtotal, which the table's NOT NULL refuses; the projection skips them to its
+//! dead letters, so each one costs its batch the failure path. COPY still loads every row. The durability settings of the URL
 //! (for example `?options=-c%20synchronous_commit%3Doff`) apply to the projector and to COPY
 //! alike: both use the same pool.
 
@@ -32,6 +34,9 @@ CREATE TABLE IF NOT EXISTS {{orders}} (
     tax BIGINT NOT NULL, total BIGINT NOT NULL, placed_at TEXT NOT NULL
 )
 """
+
+[policy]
+on_failure = "skip"
 
 [batch]
 max_events = @BATCH@
@@ -68,6 +73,9 @@ async fn main() {
         Some("random") => true,
         Some(other) => panic!("IDS must be `seq` or `random`, not `{other}`"),
     };
+    let poison: usize = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(0);
+    // Event i is poisoned when it is one of `poison` evenly spaced events.
+    let poisoned = |i: usize| poison > 0 && i % (n / poison).max(1) == n / poison / 2;
     let store = Store::connect(url).await.expect("connecting");
     store.migrate().await.expect("migrating");
     let Store::Postgres(pool) = &store else {
@@ -78,7 +86,13 @@ async fn main() {
         &store,
         "bench_orders",
         n,
-        |i| orders::order(i).event(),
+        |i| {
+            let mut e = orders::order(i).event();
+            if poisoned(i) {
+                e.payload["subtotal"] = serde_json::Value::Null;
+            }
+            e
+        },
         |i| event_id(i, random),
     )
     .await;
@@ -107,7 +121,12 @@ async fn main() {
         .fetch_one(pool)
         .await
         .expect("count");
-    assert_eq!(rows as usize, n);
+    let skipped = (0..n).filter(|&i| poisoned(i)).count();
+    assert_eq!(
+        rows as usize,
+        n - skipped,
+        "every event but the poisoned ones applied"
+    );
 
     sqlx::query("CREATE TABLE orders_copy (order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, subtotal BIGINT NOT NULL, tax BIGINT NOT NULL, total BIGINT NOT NULL, placed_at TEXT NOT NULL)")
         .execute(pool)
@@ -146,7 +165,8 @@ async fn main() {
     .await
     .expect("comparing");
     assert_eq!(
-        same as usize, n,
+        same as usize,
+        n - skipped,
         "the projection and COPY wrote the same rows"
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -158,6 +178,11 @@ async fn main() {
     let ids = if random { "random" } else { "seq" };
     let pr = n as f64 / projector_s;
     let cr = n as f64 / copy_s;
+    let ids = if poison > 0 {
+        format!("{ids}, {skipped} poisoned")
+    } else {
+        ids.to_string()
+    };
     println!(
         "| {n} | {batch} | {ids} | {sync} | {projector_s:.2} | {pr:.0} | {copy_s:.2} | {cr:.0} | {:.2} | {:.1} / {:.1} | {:.1} / {:.1} |",
         pr / cr,
