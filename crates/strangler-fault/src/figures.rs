@@ -335,6 +335,33 @@ pub async fn collect(i: Inputs<'_>) -> Figures {
             t.p99_ms
         );
     }
+    // Which requests failed while the proxy was up, so a broken invariant names them.
+    for s in i
+        .samples
+        .iter()
+        .filter(|s| {
+            in_range(s, (i.faults.0, fault_end))
+                && !within(s.end, &outages)
+                && s.class != Class::Equal
+        })
+        .take(10)
+    {
+        let _ = writeln!(
+            r,
+            "  failed outside proxy restarts: request {} ({:?}) ended at {:.3} s after {:.1} ms: {:?}, status {:?}; restart windows {}",
+            s.n,
+            s.kind,
+            secs(s.end),
+            s.latency.as_secs_f64() * 1000.0,
+            s.class,
+            s.status,
+            outages
+                .iter()
+                .map(|(a, b)| format!("{:.3}-{:.3} s", secs(*a), secs(*b)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if base.p99_ms > 0.0 {
         let _ = writeln!(
             r,
