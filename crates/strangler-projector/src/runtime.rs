@@ -217,12 +217,7 @@ impl Runner {
             // Read the next records while this batch applies: the consumer and the read store
             // wait on different connections. Prefetched records are only buffered, so dropping
             // them (stop, revocation, caught up) loses nothing the checkpoint claims.
-            let apply = async {
-                match dry_tx.as_mut() {
-                    Some(tx) => self.apply_dry(tx, &batch, &mut parked).await,
-                    None => self.apply_committed(&batch, &mut parked).await,
-                }
-            };
+            let apply = self.apply(dry_tx.as_mut(), &batch, &mut parked);
             let prefetch = async {
                 if cancel.is_cancelled() || caught_up(&positions) {
                     return Ok(Vec::new());
@@ -287,100 +282,81 @@ impl Runner {
         Ok(stats)
     }
 
-    /// Applies a batch in its own transaction: all events in a few statements, and when that
-    /// fails, each half again the same way, down to [`CAREFUL_AT_MOST`] events, which go one at
-    /// a time (retried, skipped, parked or stopping per policy). The halves commit one after the
-    /// other, in order, so every partition's events still apply in offset order; a half that
-    /// stops the projection leaves the later halves unapplied, for a restart to read again.
-    fn apply_committed<'a>(
+    /// Applies a batch: all events in a few statements, and when that fails, each half again
+    /// the same way, down to [`CAREFUL_AT_MOST`] events, which go one at a time (retried,
+    /// skipped, parked or stopping per policy). Each attempt commits on its own (see
+    /// [`Runner::attempt`]), one after the other, in order, so every partition's events still
+    /// apply in offset order; a half that stops the projection leaves the later halves
+    /// unapplied, for a restart to read again.
+    fn apply<'a>(
         &'a self,
+        mut dry: Option<&'a mut ReadTx>,
         batch: &'a [Event],
         parked: &'a mut HashSet<String>,
     ) -> Applying<'a> {
         Box::pin(async move {
-            let p = self.projection.as_ref();
-            let mut tx = ReadTx::begin(&self.store).await?;
             let mut parked_try = parked.clone();
-            match apply_batch(&mut tx, p, &self.claims, batch, &mut parked_try, false).await {
-                Ok(BatchResult::Done(s)) => {
-                    tx.commit().await?;
-                    *parked = parked_try;
-                    return Ok((s, None));
-                }
-                Ok(_) => tx.rollback().await?,
-                Err(e) => {
-                    tx.rollback().await?;
-                    return Err(e);
-                }
-            }
-            if batch.len() > CAREFUL_AT_MOST {
-                let (first, second) = batch.split_at(batch.len() / 2);
-                let (mut stats, stopped) = self.apply_committed(first, parked).await?;
-                if stopped.is_some() {
-                    return Ok((stats, stopped));
-                }
-                let (rest, stopped) = self.apply_committed(second, parked).await?;
-                stats.absorb(rest);
-                return Ok((stats, stopped));
-            }
-            let mut tx = ReadTx::begin(&self.store).await?;
-            match apply_batch(&mut tx, p, &self.claims, batch, parked, true).await {
-                Ok(BatchResult::Done(s)) => {
-                    tx.commit().await?;
-                    Ok((s, None))
-                }
-                Ok(BatchResult::Stopped(s, err)) => {
-                    tx.commit().await?;
-                    Ok((s, Some(err)))
-                }
-                Ok(BatchResult::NeedCareful) => {
-                    unreachable!("the careful path never asks for itself")
-                }
-                Err(e) => {
-                    tx.rollback().await?;
-                    Err(e)
-                }
-            }
-        })
-    }
-
-    /// [`Runner::apply_committed`] inside the dry run's one transaction, with a savepoint where
-    /// that commits.
-    fn apply_dry<'a>(
-        &'a self,
-        tx: &'a mut ReadTx,
-        batch: &'a [Event],
-        parked: &'a mut HashSet<String>,
-    ) -> Applying<'a> {
-        Box::pin(async move {
-            let p = self.projection.as_ref();
-            tx.execute_script(SP_BATCH).await?;
-            let mut parked_try = parked.clone();
-            if let BatchResult::Done(s) =
-                apply_batch(tx, p, &self.claims, batch, &mut parked_try, false).await?
+            if let BatchResult::Done(s) = self
+                .attempt(dry.as_deref_mut(), batch, &mut parked_try, false)
+                .await?
             {
-                tx.execute_script(SP_BATCH_OK).await?;
                 *parked = parked_try;
                 return Ok((s, None));
             }
-            tx.execute_script(SP_BATCH_BACK).await?;
-            tx.execute_script(SP_BATCH_OK).await?;
             if batch.len() > CAREFUL_AT_MOST {
                 let (first, second) = batch.split_at(batch.len() / 2);
-                let (mut stats, stopped) = self.apply_dry(tx, first, parked).await?;
+                let (mut stats, stopped) = self.apply(dry.as_deref_mut(), first, parked).await?;
                 if stopped.is_some() {
                     return Ok((stats, stopped));
                 }
-                let (rest, stopped) = self.apply_dry(tx, second, parked).await?;
+                let (rest, stopped) = self.apply(dry, second, parked).await?;
                 stats.absorb(rest);
                 return Ok((stats, stopped));
             }
-            match apply_batch(tx, p, &self.claims, batch, parked, true).await? {
+            match self.attempt(dry, batch, parked, true).await? {
                 BatchResult::Done(s) => Ok((s, None)),
                 BatchResult::Stopped(s, err) => Ok((s, Some(err))),
                 BatchResult::NeedCareful => unreachable!("the careful path never asks for itself"),
             }
         })
+    }
+
+    /// One attempt at `batch` ([`apply_batch`]) in its own transaction, or, in a dry run, in a
+    /// savepoint of the dry run's one transaction. What it did is kept when it is done or
+    /// stopped, and undone when the fast path gives up; an error undoes it (a dry run's caller
+    /// rolls back the whole transaction).
+    async fn attempt(
+        &self,
+        dry: Option<&mut ReadTx>,
+        batch: &[Event],
+        parked: &mut HashSet<String>,
+        careful: bool,
+    ) -> Result<BatchResult> {
+        let p = self.projection.as_ref();
+        let Some(tx) = dry else {
+            let mut tx = ReadTx::begin(&self.store).await?;
+            return match apply_batch(&mut tx, p, &self.claims, batch, parked, careful).await {
+                Ok(BatchResult::NeedCareful) => {
+                    tx.rollback().await?;
+                    Ok(BatchResult::NeedCareful)
+                }
+                Ok(kept) => {
+                    tx.commit().await?;
+                    Ok(kept)
+                }
+                Err(e) => {
+                    tx.rollback().await?;
+                    Err(e)
+                }
+            };
+        };
+        tx.execute_script(SP_BATCH).await?;
+        let r = apply_batch(tx, p, &self.claims, batch, parked, careful).await?;
+        if let BatchResult::NeedCareful = r {
+            tx.execute_script(SP_BATCH_BACK).await?;
+        }
+        tx.execute_script(SP_BATCH_OK).await?;
+        Ok(r)
     }
 
     /// Records the bus's end offsets for lag, and publishes freshness gauges.
