@@ -1,7 +1,7 @@
 //! Applying one batch inside one transaction: dedup, parked keys, the handlers, dead letters and
 //! the checkpoint, so a batch's effect is all or nothing.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::checkpoint::{self, Claims, Progress};
@@ -39,18 +39,14 @@ impl BatchStats {
         self.dead_lettered += later.dead_lettered;
         self.rows += later.rows;
         for p in later.progress {
-            match self
-                .progress
-                .iter_mut()
-                .find(|q| q.topic == p.topic && q.partition == p.partition)
-            {
-                Some(q) => {
-                    q.next_offset = q.next_offset.max(p.next_offset);
-                    q.last_event_time_ms = q.last_event_time_ms.max(p.last_event_time_ms);
-                    q.events += p.events;
-                }
-                None => self.progress.push(p),
-            }
+            advance(
+                &mut self.progress,
+                &p.topic,
+                p.partition,
+                p.next_offset,
+                p.last_event_time_ms,
+                p.events,
+            );
         }
     }
 }
@@ -273,40 +269,56 @@ pub async fn apply_batch(
     })
 }
 
-/// The furthest offset and latest event time per partition.
+/// The furthest offset and latest event time per partition, in (topic, partition) order (the
+/// order the batch locks its checkpoints in).
 fn progress_of(events: &[Event]) -> Vec<Progress> {
-    let mut by: BTreeMap<(&str, i32), Progress> = BTreeMap::new();
-    // A batch holds runs of events from one partition, so most events find the previous
-    // event's entry without a lookup.
-    let mut run: Option<(&str, i32, Progress)> = None;
+    let mut progress: Vec<Progress> = Vec::new();
     for e in events {
         let r = &e.record;
-        let p = match &mut run {
-            Some((topic, partition, p)) if *topic == r.topic && *partition == r.partition => p,
-            _ => {
-                if let Some((topic, partition, p)) = run.take() {
-                    by.insert((topic, partition), p);
-                }
-                let p = by
-                    .remove(&(r.topic.as_str(), r.partition))
-                    .unwrap_or_else(|| Progress {
-                        topic: r.topic.clone(),
-                        partition: r.partition,
-                        next_offset: 0,
-                        last_event_time_ms: None,
-                        events: 0,
-                    });
-                &mut run.insert((&r.topic, r.partition, p)).2
-            }
-        };
-        p.next_offset = p.next_offset.max(r.offset + 1);
-        p.last_event_time_ms = p.last_event_time_ms.max(r.timestamp_ms);
-        p.events += 1;
+        advance(
+            &mut progress,
+            &r.topic,
+            r.partition,
+            r.offset + 1,
+            r.timestamp_ms,
+            1,
+        );
     }
-    if let Some((topic, partition, p)) = run {
-        by.insert((topic, partition), p);
-    }
-    by.into_values().collect()
+    progress.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    progress
+}
+
+/// Moves one partition's progress on to `next_offset` and `event_time` (whichever is further)
+/// and counts `events` more, adding the partition when `progress` lacks it. A batch holds runs of
+/// one partition, and its few partitions are searched from the latest added.
+fn advance(
+    progress: &mut Vec<Progress>,
+    topic: &str,
+    partition: i32,
+    next_offset: i64,
+    event_time_ms: Option<i64>,
+    events: i64,
+) {
+    let i = match progress
+        .iter()
+        .rposition(|p| p.partition == partition && p.topic == topic)
+    {
+        Some(i) => i,
+        None => {
+            progress.push(Progress {
+                topic: topic.to_string(),
+                partition,
+                next_offset,
+                last_event_time_ms: event_time_ms,
+                events: 0,
+            });
+            progress.len() - 1
+        }
+    };
+    let p = &mut progress[i];
+    p.next_offset = p.next_offset.max(next_offset);
+    p.last_event_time_ms = p.last_event_time_ms.max(event_time_ms);
+    p.events += events;
 }
 
 #[cfg(test)]
