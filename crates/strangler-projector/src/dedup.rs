@@ -101,18 +101,15 @@ pub async fn admit(
             let recorded = if ids.is_empty() {
                 HashSet::new()
             } else {
-                let mut args = PgArguments::default();
-                let bound = (|| {
-                    args.add(projection)?;
-                    args.add(version)?;
-                    args.add(&ids)?;
-                    args.add(&topics)?;
-                    args.add(&parts)?;
-                    args.add(&offsets)?;
-                    args.add(now)
-                })();
-                bound.map_err(sqlx::Error::Encode)?;
-                let rows = PgKeys { args, ids: &ids };
+                let rows = PgKeys {
+                    projection,
+                    version,
+                    ids: &ids,
+                    topics: &topics,
+                    parts: &parts,
+                    offsets: &offsets,
+                    now,
+                };
                 match rows.insert_new(t).await? {
                     Some(recorded) => recorded,
                     None => {
@@ -178,13 +175,35 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
 }
 
-/// A batch's new keys in key order, bound as PostgreSQL's admit statements take them.
+/// A batch's new keys in key order, as PostgreSQL's admit statements bind them.
 struct PgKeys<'a> {
-    args: PgArguments,
+    projection: &'a str,
+    version: i64,
     ids: &'a [Uuid],
+    topics: &'a [&'a str],
+    parts: &'a [i32],
+    offsets: &'a [i64],
+    now: i64,
 }
 
 impl PgKeys<'_> {
+    /// The admit statements' parameters, `$1` to `$7`. Encoded per statement: the plain insert
+    /// is the only one in the common case.
+    fn arguments(&self) -> Result<PgArguments, sqlx::Error> {
+        let mut args = PgArguments::default();
+        let encoded = (|| {
+            args.add(self.projection)?;
+            args.add(self.version)?;
+            args.add(self.ids)?;
+            args.add(self.topics)?;
+            args.add(self.parts)?;
+            args.add(self.offsets)?;
+            args.add(self.now)
+        })();
+        encoded.map_err(sqlx::Error::Encode)?;
+        Ok(args)
+    }
+
     /// Records the keys and returns the ids that were recorded already (by an earlier batch, or
     /// by a concurrent one that committed first); `None` when the version has no scope yet, and
     /// then nothing was recorded.
@@ -193,7 +212,7 @@ impl PgKeys<'_> {
         t: &mut Transaction<'static, Postgres>,
     ) -> Result<Option<HashSet<Uuid>>, sqlx::Error> {
         sqlx::Executor::execute(&mut **t, SP).await?;
-        let fast = sqlx::query_with(PG_ADMIT, self.args.clone())
+        let fast = sqlx::query_with(PG_ADMIT, self.arguments()?)
             .execute(&mut **t)
             .await;
         match fast {
@@ -206,7 +225,7 @@ impl PgKeys<'_> {
                 sqlx::Executor::execute(&mut **t, SP_BACK).await?;
                 sqlx::Executor::execute(&mut **t, SP_OK).await?;
                 let inserted: HashSet<Uuid> =
-                    sqlx::query_scalar_with(PG_ADMIT_RACING, self.args.clone())
+                    sqlx::query_scalar_with(PG_ADMIT_RACING, self.arguments()?)
                         .fetch_all(&mut **t)
                         .await?
                         .into_iter()
