@@ -303,11 +303,13 @@ pub async fn collect(i: Inputs<'_>) -> Figures {
             .iter()
             .filter(|s| in_range(s, (i.faults.0, fault_end))),
     );
-    let outside = Traffic::of(
+    // Requests of the fault phase that ended while the proxy itself was up.
+    let proxy_up = || {
         i.samples
             .iter()
-            .filter(|s| in_range(s, (i.faults.0, fault_end)) && !within(s.end, &outages)),
-    );
+            .filter(|s| in_range(s, (i.faults.0, fault_end)) && !within(s.end, &outages))
+    };
+    let outside = Traffic::of(proxy_up());
     let differs = i
         .samples
         .iter()
@@ -336,16 +338,7 @@ pub async fn collect(i: Inputs<'_>) -> Figures {
         );
     }
     // Which requests failed while the proxy was up, so a broken invariant names them.
-    for s in i
-        .samples
-        .iter()
-        .filter(|s| {
-            in_range(s, (i.faults.0, fault_end))
-                && !within(s.end, &outages)
-                && s.class != Class::Equal
-        })
-        .take(10)
-    {
+    for s in proxy_up().filter(|s| s.class != Class::Equal).take(10) {
         let _ = writeln!(
             r,
             "  failed outside proxy restarts: request {} ({:?}) ended at {:.3} s after {:.1} ms: {:?}, status {:?}; restart windows {}",
