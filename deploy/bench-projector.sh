@@ -8,10 +8,12 @@
 # (CPU from /proc: this process, and every PostgreSQL process, exited backends included.)
 # Copy the figures into docs/BENCHMARKS.md (## Projector).
 #
-# Usage: deploy/bench-projector.sh       (EVENTS=1000000 BATCH=5000 IDS=seq SYNC=on POISON=0)
+# Usage: deploy/bench-projector.sh       (EVENTS=1000000 BATCH=5000 IDS=seq SYNC=on POISON=0 DEDUP=table)
 #   IDS=random   UUIDv4 event ids instead of ids in publishing order
 #   POISON=N     N events, spread evenly, that the read model refuses (skipped to the dead
 #                letters): measures what a failing event costs its batch
+#   DEDUP=window the projection deduplicates by a window of offsets held in memory
+#                (`[dedup] mode = "window"`) instead of recording every event id in the read store
 #   SYNC=off     synchronous_commit=off on the benchmark's sessions: the projector's and COPY's
 #                alike (a crash may lose the last commits, rows and checkpoint together)
 set -euo pipefail
@@ -22,6 +24,7 @@ EVENTS=${EVENTS:-1000000}
 BATCH=${BATCH:-5000}
 IDS=${IDS:-seq}
 POISON=${POISON:-0}
+DEDUP=${DEDUP:-table}
 SYNC=${SYNC:-on}
 case "$SYNC" in
     on) OPTS="" ;;
@@ -39,5 +42,5 @@ cleanup() {
 trap cleanup EXIT
 psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $DB" >/dev/null
 
-log "projecting $EVENTS events (batches of $BATCH, $IDS ids, synchronous_commit $SYNC) into PostgreSQL, then COPY of the same rows"
-"${CARGO_TARGET_DIR:-target}"/release/examples/bench_projector "postgres://postgres@127.0.0.1:5432/$DB$OPTS" "$EVENTS" "$BATCH" "$IDS" "$POISON"
+log "projecting $EVENTS events (batches of $BATCH, $IDS ids, $DEDUP dedup, synchronous_commit $SYNC) into PostgreSQL, then COPY of the same rows"
+"${CARGO_TARGET_DIR:-target}"/release/examples/bench_projector "postgres://postgres@127.0.0.1:5432/$DB$OPTS" "$EVENTS" "$BATCH" "$IDS" "$POISON" "$DEDUP"

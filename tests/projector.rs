@@ -13,3 +13,4 @@ mod poison;
 mod read_api;
 pub(crate) mod support;
 mod versions;
+mod window;

@@ -23,9 +23,14 @@ async fn applied(env: &Env) -> i64 {
         .sum()
 }
 
-async fn sigkill_ten_times(store: StoreKind) {
+/// `dedup` is appended to the projection file (`[dedup] mode = "window"` reads the window's ids
+/// back from the bus after every kill).
+async fn sigkill_ten_times(store: StoreKind, dedup: &str) {
     let env = Env::new(store, BusKind::Log).await;
-    env.write_projection("orders.toml", &order_summary("orders", 1, "stop"));
+    env.write_projection(
+        "orders.toml",
+        &format!("{}{dedup}", order_summary("orders", 1, "stop")),
+    );
     // The configuration lives apart from the projection folder, which holds projection files only.
     let config_dir = tempfile::tempdir().unwrap();
     let config = config_dir.path().join("strangler.toml");
@@ -167,10 +172,17 @@ async fn sigkill_ten_times(store: StoreKind) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_ten_times_sqlite_log() {
-    sigkill_ten_times(StoreKind::Sqlite).await;
+    sigkill_ten_times(StoreKind::Sqlite, "").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_ten_times_postgres_log() {
-    sigkill_ten_times(StoreKind::Postgres).await;
+    sigkill_ten_times(StoreKind::Postgres, "").await;
+}
+
+/// The redeliveries are of any earlier event, at most 40,000 offsets back: inside the default
+/// window of 100,000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_ten_times_postgres_log_window() {
+    sigkill_ten_times(StoreKind::Postgres, "\n[dedup]\nmode = \"window\"\n").await;
 }

@@ -247,6 +247,7 @@ async fn a_stale_consumer_cannot_commit() {
         version: 1,
         owner: "a".into(),
         claims: claims_a.clone(),
+        lead: 0,
     });
     let mut consumer_a = env.source.subscribe(one.as_ref(), starts_a).unwrap();
     // A polls (and so claims) first.
@@ -275,6 +276,7 @@ async fn a_stale_consumer_cannot_commit() {
         &events,
         &mut Default::default(),
         false,
+        None,
     )
     .await;
     assert!(

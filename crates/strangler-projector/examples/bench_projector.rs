@@ -3,12 +3,14 @@
 //! every event, checkpoints and dedup keys in the same transactions), beside loading the same rows
 //! with `COPY ... FROM STDIN` in the same run (the ceiling).
 //!
-//! Usage: bench_projector POSTGRES_URL EVENTS [BATCH] [IDS] [POISON]
+//! Usage: bench_projector POSTGRES_URL EVENTS [BATCH] [IDS] [POISON] [DEDUP]
 //!
 //! IDS is `seq` (default: event ids in publishing order, like UUIDv7 outbox ids) or `random`
 //! (UUIDv4 ids, which land anywhere in the dedup index). POISON (default 0) events, spread evenly,
 //! carry a null subtotal, which the table's NOT NULL refuses; the projection skips them to its
-//! dead letters, so each one costs its batch the failure path. COPY still loads every row. The durability settings of the URL
+//! dead letters, so each one costs its batch the failure path. COPY still loads every row. DEDUP
+//! is `table` (default: every id recorded in the read store) or `window` (`[dedup] mode =
+//! "window"`: ids held in memory per partition). The durability settings of the URL
 //! (for example `?options=-c%20synchronous_commit%3Doff`) apply to the projector and to COPY
 //! alike: both use the same pool.
 
@@ -74,6 +76,11 @@ async fn main() {
         Some(other) => panic!("IDS must be `seq` or `random`, not `{other}`"),
     };
     let poison: usize = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let dedup = match args.get(6).map(String::as_str) {
+        None | Some("table") => "table",
+        Some("window") => "window",
+        Some(other) => panic!("DEDUP must be `table` or `window`, not `{other}`"),
+    };
     // Event i is poisoned when it is one of `poison` evenly spaced events.
     let poisoned = |i: usize| poison > 0 && i % (n / poison).max(1) == n / poison / 2;
     let store = Store::connect(url).await.expect("connecting");
@@ -101,7 +108,10 @@ async fn main() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     std::fs::write(
         dir.join("bench.toml"),
-        PROJECTION.replace("@BATCH@", &batch.to_string()),
+        format!(
+            "{}\n[dedup]\nmode = \"{dedup}\"\n",
+            PROJECTION.replace("@BATCH@", &batch.to_string())
+        ),
     )
     .expect("projection file");
     let p = Projector::load(
@@ -178,11 +188,10 @@ async fn main() {
     let ids = if random { "random" } else { "seq" };
     let pr = n as f64 / projector_s;
     let cr = n as f64 / copy_s;
-    let ids = if poison > 0 {
-        format!("{ids}, {skipped} poisoned")
-    } else {
-        ids.to_string()
-    };
+    let mut ids = format!("{ids}, {dedup} dedup");
+    if poison > 0 {
+        ids.push_str(&format!(", {skipped} poisoned"));
+    }
     println!(
         "| {n} | {batch} | {ids} | {sync} | {projector_s:.2} | {pr:.0} | {copy_s:.2} | {cr:.0} | {:.2} | {:.1} / {:.1} | {:.1} / {:.1} |",
         pr / cr,

@@ -10,6 +10,7 @@ use crate::event::Event;
 use crate::policy::{Outcome, Reason};
 use crate::projection::{Applied, Projection};
 use crate::store::ReadTx;
+use crate::window::Window;
 use crate::{Error, Result};
 
 /// What a batch did.
@@ -66,7 +67,9 @@ const SP_EVENT: &str = "SAVEPOINT strangler_event";
 const SP_EVENT_BACK: &str = "ROLLBACK TO SAVEPOINT strangler_event";
 const SP_EVENT_OK: &str = "RELEASE SAVEPOINT strangler_event";
 
-/// Applies `events` (in offset order per partition) inside `tx`.
+/// Applies `events` (in offset order per partition) inside `tx`. Duplicates are recognised by the
+/// ids recorded in the read store, or by `window` when the projection keeps its ids in memory
+/// (the caller then records what the commit consumed, [`Window::record`]).
 ///
 /// The fast path (`careful = false`) runs the handlers without savepoints and gives up on the
 /// first failure; the careful path wraps each event in a savepoint so one failure can be retried,
@@ -78,6 +81,7 @@ pub async fn apply_batch(
     events: &[Event],
     parked: &mut HashSet<String>,
     careful: bool,
+    window: Option<&Window>,
 ) -> Result<BatchResult> {
     let name = projection.name();
     let version = projection.version();
@@ -87,7 +91,10 @@ pub async fn apply_batch(
         .map(|p| (p.topic, p.partition))
         .collect();
     checkpoint::lock(tx, name, version, &partitions).await?;
-    let admitted = crate::dedup::admit(tx, name, version, events).await?;
+    let admitted = match window {
+        Some(w) => w.admit(events),
+        None => crate::dedup::admit(tx, name, version, events).await?,
+    };
     let mut stats = BatchStats::default();
     let mut stop: Option<(usize, Error)> = None;
 
@@ -242,8 +249,9 @@ pub async fn apply_batch(
         Some((i, _)) => &events[..*i],
         None => events,
     };
-    if let Some((i, _)) = &stop {
+    if let (Some((i, _)), None) = (&stop, window) {
         // The unhandled events' ids were admitted above; forget them so a restart applies them.
+        // (A window only remembers what the commit consumed.)
         crate::dedup::forget(tx, name, version, &events[*i..]).await?;
     }
     stats.progress = progress_of(handled);

@@ -11,22 +11,53 @@ use strangler_store::Store;
 
 use crate::store::{ReadTx, now_ms, on_pool, on_tx};
 
-/// Generations this process holds, per (topic, partition), for one projection version.
+/// Generations this process holds, per (topic, partition), for one projection version, and where
+/// each claim starts applying.
 #[derive(Debug, Default)]
 pub struct Claims {
-    map: Mutex<HashMap<(String, i32), i64>>,
+    map: Mutex<HashMap<(String, i32), Claim>>,
+}
+
+/// One claimed partition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Claim {
+    /// The fencing generation.
+    pub generation: i64,
+    /// The first offset the claim applies (its checkpoint when claimed, or a replay's start);
+    /// `None` when not recorded.
+    pub start: Option<i64>,
 }
 
 impl Claims {
     /// The generation held for a partition, if claimed.
     pub fn generation(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.claim(topic, partition).map(|c| c.generation)
+    }
+
+    /// The claim held on a partition, if any.
+    pub fn claim(&self, topic: &str, partition: i32) -> Option<Claim> {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         map.get(&(topic.to_string(), partition)).copied()
     }
 
     pub(crate) fn set(&self, topic: &str, partition: i32, generation: i64) {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.insert((topic.to_string(), partition), generation);
+        map.insert(
+            (topic.to_string(), partition),
+            Claim {
+                generation,
+                start: None,
+            },
+        );
+    }
+
+    /// Records where a claim starts applying (records before it are only read back for their
+    /// ids, `[dedup] mode = "window"`).
+    pub(crate) fn set_start(&self, topic: &str, partition: i32, start: i64) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = map.get_mut(&(topic.to_string(), partition)) {
+            c.start = Some(start);
+        }
     }
 }
 
@@ -333,6 +364,9 @@ pub struct CheckpointStarts {
     pub owner: String,
     /// Where claimed generations are recorded for the runtime.
     pub claims: Arc<Claims>,
+    /// How many offsets before the checkpoint the consumer starts, so the runtime can read back
+    /// the ids of a dedup window (`[dedup] mode = "window"`); 0 otherwise.
+    pub lead: i64,
 }
 
 #[async_trait]
@@ -352,7 +386,8 @@ impl StartOffsets for CheckpointStarts {
         )
         .await?;
         self.claims.set(topic, partition, generation);
+        self.claims.set_start(topic, partition, next);
         tracing::info!(projection = %self.projection, version = self.version, topic, partition, next_offset = next, generation, "claimed partition");
-        Ok(Some(next))
+        Ok(Some(next.saturating_sub(self.lead).max(0)))
     }
 }

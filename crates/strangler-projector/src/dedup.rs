@@ -281,7 +281,7 @@ async fn pg_keys(
 }
 
 /// A uuid in its 36-character hyphenated form (either case), the form migration 0007 kept as is.
-fn parse_hyphenated(id: &str) -> Option<Uuid> {
+pub(crate) fn parse_hyphenated(id: &str) -> Option<Uuid> {
     if id.len() != 36 {
         return None;
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::batch::{ArrayType, BatchForm, classify, schedule};
-use crate::definition::{PolicyConfig, ProjectionDef};
+use crate::definition::{DedupMode, PolicyConfig, ProjectionDef};
 use crate::event::{Event, ParamSource, Preparation, Value};
 use crate::policy::Reason;
 use crate::sql::{self, Dialect, Prepared};
@@ -62,8 +62,11 @@ pub struct Settings {
     pub batch_max_events: usize,
     /// Longest a batch waits to fill.
     pub batch_max_wait: Duration,
-    /// How long event ids are remembered for deduplication.
+    /// How long event ids are remembered for deduplication (in the read store's table).
     pub dedup_retention: Duration,
+    /// `[dedup] mode = "window"`: how many offsets before an event its partition is searched for
+    /// its id, in memory, instead of recording every id in the read store.
+    pub dedup_window: Option<i64>,
     /// Lag that does not move for this long while events wait is unhealthy.
     pub stall_after: Duration,
 }
@@ -241,6 +244,8 @@ impl SqlProjection {
             batch_max_events: def.batch.max_events,
             batch_max_wait: Duration::from_millis(def.batch.max_wait_ms),
             dedup_retention: Duration::from_secs(def.dedup_retention_hours * 3600),
+            dedup_window: (def.dedup.mode == DedupMode::Window)
+                .then(|| i64::try_from(def.dedup.window).unwrap_or(i64::MAX)),
             stall_after: Duration::from_secs(def.stall_after_secs),
         };
         SqlProjection {

@@ -16,6 +16,7 @@ use crate::checkpoint::{self, Claims};
 use crate::event::{Event, decode};
 use crate::projection::Projection;
 use crate::store::{ReadTx, now_ms};
+use crate::window::Window;
 use crate::{Error, Result, dead_letter, dedup, freshness};
 
 /// When a run ends.
@@ -97,6 +98,9 @@ pub struct Runner {
     pub claims: Arc<Claims>,
     /// The projection's sink when it is not the read store (its applied ids are pruned too).
     pub sink: Option<Arc<dyn crate::sink::Sink>>,
+    /// Recent ids per partition, when the projection deduplicates by a window of offsets
+    /// (`[dedup] mode = "window"`) rather than by ids recorded in the read store.
+    pub window: Option<Window>,
 }
 
 /// A batch whose many-events-per-statement attempt failed is halved until a part holds at most
@@ -197,7 +201,9 @@ impl Runner {
             if last_prune.elapsed() >= Duration::from_secs(600) && mode == Mode::Commit {
                 last_prune = Instant::now();
                 let cutoff = now_ms() - settings.dedup_retention.as_millis() as i64;
-                if let Err(e) = dedup::prune(&self.store, &name, version, cutoff).await {
+                if self.window.is_none()
+                    && let Err(e) = dedup::prune(&self.store, &name, version, cutoff).await
+                {
                     tracing::warn!(projection = %name, error = %e, "pruning dedup keys failed");
                 }
                 if let Some(sink) = &self.sink
@@ -213,7 +219,15 @@ impl Runner {
                 // Re-drives elsewhere unpark keys; pick that up before applying.
                 parked = dead_letter::parked_keys(&self.store, &name, version).await?;
             }
-            let batch = std::mem::take(&mut buffer);
+            let mut batch = std::mem::take(&mut buffer);
+            if let Some(w) = &self.window {
+                // Records before a claim's start were applied under an earlier claim: they are
+                // read back only for the window's ids.
+                batch = w.warm(&self.claims, batch);
+                if batch.is_empty() {
+                    continue;
+                }
+            }
             // Read the next records while this batch applies: the consumer and the read store
             // wait on different connections. Prefetched records are only buffered, so dropping
             // them (stop, revocation, caught up) loses nothing the checkpoint claims.
@@ -335,13 +349,16 @@ impl Runner {
         let p = self.projection.as_ref();
         let Some(tx) = dry else {
             let mut tx = ReadTx::begin(&self.store).await?;
-            return match apply_batch(&mut tx, p, &self.claims, batch, parked, careful).await {
+            let window = self.window.as_ref();
+            return match apply_batch(&mut tx, p, &self.claims, batch, parked, careful, window).await
+            {
                 Ok(BatchResult::NeedCareful) => {
                     tx.rollback().await?;
                     Ok(BatchResult::NeedCareful)
                 }
                 Ok(kept) => {
                     tx.commit().await?;
+                    self.remember(batch, &kept);
                     Ok(kept)
                 }
                 Err(e) => {
@@ -351,12 +368,22 @@ impl Runner {
             };
         };
         tx.execute_script(SP_BATCH).await?;
-        let r = apply_batch(tx, p, &self.claims, batch, parked, careful).await?;
+        let window = self.window.as_ref();
+        let r = apply_batch(tx, p, &self.claims, batch, parked, careful, window).await?;
         if let BatchResult::NeedCareful = r {
             tx.execute_script(SP_BATCH_BACK).await?;
         }
         tx.execute_script(SP_BATCH_OK).await?;
+        self.remember(batch, &r);
         Ok(r)
+    }
+
+    /// Puts the ids a kept attempt consumed into the window (when there is one).
+    fn remember(&self, batch: &[Event], r: &BatchResult) {
+        let (Some(w), BatchResult::Done(s) | BatchResult::Stopped(s, _)) = (&self.window, r) else {
+            return;
+        };
+        w.record(batch, &s.progress);
     }
 
     /// Records the bus's end offsets for lag, and publishes freshness gauges.

@@ -19,6 +19,7 @@ use crate::runtime::{RunStats, Runner, Until};
 use crate::sink::{Binding, Bound, Build, Mode, Sinks};
 use crate::source::Source;
 use crate::store::ReadTx;
+use crate::window::Window;
 use crate::{Error, Result, version};
 
 /// Projections loaded from files, their read store and their bus.
@@ -182,6 +183,7 @@ impl Projector {
             version: p.version(),
             owner: self.owner.clone(),
             claims: claims.clone(),
+            lead: p.settings().dedup_window.unwrap_or(0),
         });
         let sink = self.sinks.get(p.name(), p.version());
         let binding = Binding {
@@ -198,6 +200,7 @@ impl Projector {
                 projection,
                 claims,
                 sink,
+                window: p.settings().dedup_window.map(Window::new),
             },
             starts,
         )
@@ -286,6 +289,7 @@ impl Projector {
                 &claims,
             )
             .await?;
+            claims.set_start(&part.topic, part.partition, part.start);
         }
         // A sink is reset before the read store commits: a crash between the two leaves the
         // sink's position behind the checkpoint, and the events in between were applied before.

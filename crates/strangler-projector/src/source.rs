@@ -70,13 +70,18 @@ impl Source {
     }
 
     /// A consumer of exactly the plan's partitions from the plan's starts (replay, rebuild); the
-    /// caller has claimed them already.
+    /// caller has claimed them already. A projection that deduplicates by a window of offsets
+    /// starts that many offsets earlier, to read back the window's ids.
     pub async fn assign(&self, p: &dyn Projection, plan: &Plan) -> Result<Box<dyn Consumer>> {
         let starts: Arc<dyn StartOffsets> = Arc::new(NoClaim);
+        let lead = p.settings().dedup_window.unwrap_or(0);
         let parts: Vec<(String, i32, i64)> = plan
             .parts
             .iter()
-            .map(|x| (x.topic.clone(), x.partition, x.start))
+            .map(|x| {
+                let from = x.start.saturating_sub(lead).max(0);
+                (x.topic.clone(), x.partition, from)
+            })
             .collect();
         Ok(match self {
             Source::Log { store } => {

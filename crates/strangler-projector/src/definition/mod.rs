@@ -7,7 +7,8 @@ mod validate;
 
 pub use load::{load_dir, parse};
 pub use model::{
-    BatchConfig, Handler, PolicyConfig, ProjectionDef, ReplayConfig, RouteDef, RouteResult, Setup,
+    BatchConfig, DedupConfig, DedupMode, Handler, PolicyConfig, ProjectionDef, ReplayConfig,
+    RouteDef, RouteResult, Setup,
 };
 pub use routes::{RoutesFile, load_routes_dir};
 pub use strangler_core::config::Problem;

@@ -36,9 +36,13 @@ pub struct ProjectionDef {
     /// How many events go in one transaction.
     #[serde(default)]
     pub batch: BatchConfig,
-    /// How long applied event ids are remembered for deduplication, in hours.
+    /// How long applied event ids are remembered for deduplication, in hours (`[dedup] mode =
+    /// "table"`).
     #[serde(default = "default_dedup_retention_hours")]
     pub dedup_retention_hours: u64,
+    /// How a redelivered event is recognised.
+    #[serde(default)]
+    pub dedup: DedupConfig,
     /// Lag that has not moved for this many seconds while events wait makes the projection unhealthy.
     #[serde(default = "default_stall_after_secs")]
     pub stall_after_secs: u64,
@@ -123,6 +127,47 @@ impl Default for PolicyConfig {
             on_failure: FailurePolicy::default(),
             max_retries: default_max_retries(),
             retry_backoff_ms: default_retry_backoff_ms(),
+        }
+    }
+}
+
+/// `[dedup]`: how an event the relay delivered twice is recognised, so it applies once.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DedupConfig {
+    /// `table` or `window` ([`DedupMode`]).
+    #[serde(default)]
+    pub mode: DedupMode,
+    /// For `window`: how many offsets before an event, in its own partition, are searched for its
+    /// id.
+    #[serde(default = "default_dedup_window")]
+    pub window: u64,
+}
+
+/// Where applied event ids are remembered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DedupMode {
+    /// Every applied id is written to the read store in the batch's transaction and kept for
+    /// `dedup_retention_hours`; a duplicate is dropped whatever partition it arrives on.
+    #[default]
+    Table,
+    /// An event is a duplicate when the same id was consumed in the same partition within
+    /// `window` offsets before it. Nothing is written per event: the ids are held in memory and
+    /// read back from the bus when a partition is claimed.
+    Window,
+}
+
+/// 100,000 offsets: ten times the relay's default `outbox.max_in_flight` (10,000), the most
+/// events a relay can have published without marking them when it dies.
+fn default_dedup_window() -> u64 {
+    100_000
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        DedupConfig {
+            mode: DedupMode::default(),
+            window: default_dedup_window(),
         }
     }
 }

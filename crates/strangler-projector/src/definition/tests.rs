@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use super::{RouteResult, parse};
+use super::{DedupMode, RouteResult, parse};
 
 #[test]
 fn the_shipped_example_parses() {
@@ -62,4 +62,34 @@ fn a_wrong_type_names_the_key() {
     let problems = parse(text, Path::new("p.toml")).expect_err("invalid");
     assert_eq!(problems[0].key, "version");
     assert_eq!(problems[0].line_col, Some((2, 1)));
+}
+
+#[test]
+fn dedup_mode_and_window_are_read_and_checked() {
+    let example = include_str!("../../../../projections/order_summary.toml");
+    let def = parse(example, Path::new("o.toml")).expect("valid");
+    assert_eq!(def.dedup.mode, DedupMode::Table, "the default");
+
+    let windowed = format!("{example}\n[dedup]\nmode = \"window\"\nwindow = 5000\n");
+    let def = parse(&windowed, Path::new("o.toml")).expect("valid");
+    assert_eq!(
+        (def.dedup.mode, def.dedup.window),
+        (DedupMode::Window, 5000)
+    );
+    let p = crate::SqlProjection::new(def);
+    assert_eq!(crate::Projection::settings(&p).dedup_window, Some(5000));
+
+    let empty = format!("{example}\n[dedup]\nmode = \"window\"\nwindow = 0\n");
+    let problems = parse(&empty, Path::new("o.toml")).expect_err("invalid");
+    assert_eq!(problems[0].key, "dedup.window");
+    assert!(problems[0].fix.contains("max_in_flight"), "{}", problems[0]);
+
+    let typo = format!("{example}\n[dedup]\nmode = \"windows\"\n");
+    let problems = parse(&typo, Path::new("o.toml")).expect_err("invalid");
+    assert_eq!(problems[0].key, "dedup.mode");
+    assert!(
+        problems[0].to_string().contains("window"),
+        "{}",
+        problems[0]
+    );
 }

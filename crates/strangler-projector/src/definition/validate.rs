@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::Problem;
-use super::model::{ProjectionDef, RouteDef};
+use super::model::{DedupMode, ProjectionDef, RouteDef};
 use crate::event::ParamSource;
 use crate::sql;
 
@@ -47,6 +47,13 @@ pub fn validate(def: &ProjectionDef) -> Vec<(String, String, String)> {
             "batch.max_events".into(),
             "must be at least 1".into(),
             "use a batch of 100 to 10000 events",
+        );
+    }
+    if def.dedup.mode == DedupMode::Window && def.dedup.window == 0 {
+        p(
+            "dedup.window".into(),
+            "must be at least 1".into(),
+            "use at least the relay's outbox.max_in_flight, for example window = 100000",
         );
     }
     if def.sink.kind != crate::sink::SinkKind::Sql {
