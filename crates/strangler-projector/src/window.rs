@@ -134,20 +134,33 @@ impl Window {
     /// an id are always new.
     pub fn admit(&self, events: &[Event]) -> Vec<bool> {
         let parts = self.lock();
-        let mut seen: HashMap<(&str, i32, Key), i64> = HashMap::with_capacity(events.len());
+        // Per partition of the batch: its committed ids, and the ids met so far in `events`.
+        let mut runs: Vec<(&str, i32, Option<&Part>, HashMap<Key, i64>)> = Vec::new();
+        let mut at = usize::MAX;
         events
             .iter()
             .map(|e| {
                 let Some(key) = key_of(e) else { return true };
                 let (topic, partition, offset) =
                     (e.record.topic.as_str(), e.record.partition, e.record.offset);
+                if runs
+                    .get(at)
+                    .is_none_or(|r| r.1 != partition || r.0 != topic)
+                {
+                    at = runs
+                        .iter()
+                        .position(|r| r.1 == partition && r.0 == topic)
+                        .unwrap_or_else(|| {
+                            let part = parts.get(topic).and_then(|m| m.get(&partition));
+                            runs.push((topic, partition, part, HashMap::new()));
+                            runs.len() - 1
+                        });
+                }
+                let (_, _, committed, seen) = &mut runs[at];
                 let from = offset.saturating_sub(self.size);
-                let committed = parts
-                    .get(topic)
-                    .and_then(|m| m.get(&partition))
-                    .is_some_and(|p| p.holds(&key, from));
-                let earlier = seen.insert((topic, partition, key), offset);
-                !committed && !earlier.is_some_and(|o| o >= from)
+                let known = committed.is_some_and(|p| p.holds(&key, from));
+                let earlier = seen.insert(key, offset);
+                !known && !earlier.is_some_and(|o| o >= from)
             })
             .collect()
     }
@@ -156,21 +169,26 @@ impl Window {
     /// next offset the commit recorded for it.
     pub fn record(&self, events: &[Event], progress: &[Progress]) {
         let mut parts = self.lock();
-        for e in events {
-            let (topic, partition, offset) = (&e.record.topic, e.record.partition, e.record.offset);
-            let consumed = progress
+        for run in events.chunk_by(|a, b| {
+            a.record.partition == b.record.partition && a.record.topic == b.record.topic
+        }) {
+            let (topic, partition) = (&run[0].record.topic, run[0].record.partition);
+            let Some(next) = progress
                 .iter()
-                .any(|p| p.partition == partition && p.topic == *topic && offset < p.next_offset);
-            if !consumed {
+                .find(|p| p.partition == partition && p.topic == *topic)
+                .map(|p| p.next_offset)
+            else {
                 continue;
-            }
-            if let Some(k) = key_of(e) {
-                parts
-                    .entry(topic.clone())
-                    .or_default()
-                    .entry(partition)
-                    .or_default()
-                    .push(offset, k, self.size);
+            };
+            let by_partition = match parts.get_mut(topic.as_str()) {
+                Some(m) => m,
+                None => parts.entry(topic.clone()).or_default(),
+            };
+            let part = by_partition.entry(partition).or_default();
+            for e in run.iter().filter(|e| e.record.offset < next) {
+                if let Some(k) = key_of(e) {
+                    part.push(e.record.offset, k, self.size);
+                }
             }
         }
     }
