@@ -139,9 +139,7 @@ impl Runner {
         };
         let mut parked = dead_letter::parked_keys(&self.store, &name, version).await?;
         let mut stats = RunStats::default();
-        // Decoded events for the next batch, and records polled after them, not yet decoded.
         let mut buffer: Vec<Event> = Vec::new();
-        let mut raw: Vec<Record> = Vec::new();
         let mode = if dry_tx.is_some() {
             Mode::DryRun
         } else {
@@ -163,10 +161,6 @@ impl Runner {
             }
             let deadline = Instant::now() + settings.batch_max_wait;
             let mut revoked = false;
-            if buffer.len() < settings.batch_max_events && !raw.is_empty() {
-                // Records polled during the last batch come before anything polled now.
-                buffer.extend(ready(p, std::mem::take(&mut raw)));
-            }
             while buffer.len() < settings.batch_max_events && !cancel.is_cancelled() {
                 let now = Instant::now();
                 if now >= deadline && !buffer.is_empty() {
@@ -191,7 +185,6 @@ impl Runner {
                     Err(strangler_bus::Error::Revoked(why)) => {
                         tracing::info!(projection = %name, version, %why, "assignment changed; dropping the in-flight batch");
                         buffer.clear();
-                        raw.clear();
                         revoked = true;
                         break;
                     }
@@ -227,9 +220,6 @@ impl Runner {
                 parked = dead_letter::parked_keys(&self.store, &name, version).await?;
             }
             let mut batch = std::mem::take(&mut buffer);
-            if batch.len() > settings.batch_max_events {
-                buffer = batch.split_off(settings.batch_max_events);
-            }
             if let Some(w) = &self.window {
                 // Records before a claim's start were applied under an earlier claim: they are
                 // read back only for the window's ids.
@@ -238,48 +228,41 @@ impl Runner {
                     continue;
                 }
             }
-            // While this batch applies, the records polled during the previous batch are decoded
-            // and prepared (parameter values worked out) on a blocking thread, and the ones after
-            // them are polled: three stages on three connections or threads, so neither reading
-            // nor decoding waits for the other or for the read store. Done on this task, decoding
-            // held up the batch's next statement whenever an answer came back during it.
-            // Prefetched records are only buffered, so dropping them (stop, revocation, caught
-            // up) loses nothing the checkpoint claims.
+            // Read the next records while this batch applies: the consumer and the read store
+            // wait on different connections. Prefetched records are only buffered, so dropping
+            // them (stop, revocation, caught up) loses nothing the checkpoint claims.
             let apply = self.apply(dry_tx.as_mut(), &batch, &mut parked);
-            let to_decode = std::mem::take(&mut raw);
-            let decode = async {
-                if to_decode.is_empty() {
-                    return Vec::new();
-                }
-                let projection = Arc::clone(&self.projection);
-                match tokio::task::spawn_blocking(move || ready(projection.as_ref(), to_decode))
-                    .await
-                {
-                    Ok(events) => events,
-                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                    // The runtime is shutting down; the records were only prefetched.
-                    Err(_) => Vec::new(),
-                }
-            };
-            let poll = async {
+            let prefetch = async {
                 if cancel.is_cancelled() || caught_up(&positions) {
                     return Ok(Vec::new());
                 }
-                tokio::select! {
+                let polled = tokio::select! {
                     r = consumer.poll(settings.batch_max_events, Duration::from_millis(1)) => r,
                     _ = cancel.cancelled() => Ok(Vec::new()),
+                };
+                // Decoded and prepared (parameter values worked out) on a blocking thread while
+                // the batch's statements wait on the read store: done on this task, it held up
+                // the batch's next statement whenever an answer came back during it.
+                let records = polled?;
+                if records.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let projection = Arc::clone(&self.projection);
+                match tokio::task::spawn_blocking(move || ready(projection.as_ref(), records)).await
+                {
+                    Ok(events) => Ok(events),
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    // The runtime is shutting down. The records were only prefetched, so dropping
+                    // them loses nothing the checkpoint claims.
+                    Err(_) => Ok(Vec::new()),
                 }
             };
-            let (applied, decoded, polled) = tokio::join!(apply, decode, poll);
+            let (applied, prefetched) = tokio::join!(apply, prefetch);
             let (batch_stats, stopped) = applied?;
-            match polled {
-                Ok(records) => {
-                    buffer.extend(decoded);
-                    raw = records;
-                }
+            match prefetched {
+                Ok(events) => buffer.extend(events),
                 Err(strangler_bus::Error::Revoked(why)) => {
                     tracing::info!(projection = %name, version, %why, "assignment changed; dropping the prefetched records");
-                    buffer.clear();
                 }
                 Err(e) => return Err(e.into()),
             }
