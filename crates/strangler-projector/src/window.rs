@@ -157,7 +157,7 @@ impl Window {
                 let from = offset.saturating_sub(self.size);
                 let known = committed.is_some_and(|p| p.holds(&key, from));
                 let earlier = seen.insert(key, offset);
-                !known && !earlier.is_some_and(|o| o >= from)
+                !known && earlier.is_none_or(|o| o < from)
             })
             .collect()
     }
