@@ -23,6 +23,28 @@ async fn applied(env: &Env) -> i64 {
         .sum()
 }
 
+/// The `/metrics` page of the running `strangler`.
+async fn metrics_page(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the metrics endpoint answers");
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut page = String::new();
+    s.read_to_string(&mut page).await.unwrap();
+    page
+}
+
+/// The sum of a metric's samples on a `/metrics` page.
+fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// `dedup` is appended to the projection file (`[dedup] mode = "window"` reads the window's ids
 /// back from the bus after every kill).
 async fn sigkill_ten_times(store: StoreKind, dedup: &str) {
@@ -34,10 +56,15 @@ async fn sigkill_ten_times(store: StoreKind, dedup: &str) {
     // The configuration lives apart from the projection folder, which holds projection files only.
     let config_dir = tempfile::tempdir().unwrap();
     let config = config_dir.path().join("strangler.toml");
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     std::fs::write(
         &config,
         format!(
-            "[store]\nurl = \"{}\"\n\n[projections]\ndir = \"{}\"\nread_store_url = \"{}\"\n\n[bus]\nkind = \"log\"\nlog_partitions = 4\n\n[telemetry]\nshutdown_grace_ms = 10000\n",
+            "[store]\nurl = \"{}\"\n\n[projections]\ndir = \"{}\"\nread_store_url = \"{}\"\n\n[bus]\nkind = \"log\"\nlog_partitions = 4\n\n[telemetry]\nshutdown_grace_ms = 10000\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n",
             env.control_url,
             env.dir.path().display(),
             env.read_url
@@ -105,6 +132,18 @@ async fn sigkill_ten_times(store: StoreKind, dedup: &str) {
         || false,
     )
     .await;
+    if !dedup.is_empty() {
+        // The last run claimed every partition after the kills: it read the window's ids back.
+        let page = metrics_page(metrics_port).await;
+        assert!(
+            metric(&page, "strangler_projection_dedup_window_read_back_total") > 0.0,
+            "{page}"
+        );
+        assert!(
+            metric(&page, "strangler_projection_dedup_window_ids") > 0.0,
+            "{page}"
+        );
+    }
     let status = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())

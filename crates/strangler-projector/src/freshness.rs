@@ -112,6 +112,18 @@ pub fn count_batch(projection: &str, version: u32, b: &BatchStats) {
         .increment(b.dead_lettered);
 }
 
+/// Counts the records a dedup window read back (`[dedup] mode = "window"`: records before a
+/// claim's start, remembered for their ids only) and publishes how many ids it holds.
+pub fn count_window(projection: &str, version: u32, read_back: u64, ids: usize) {
+    let labels = [
+        ("projection", projection.to_string()),
+        ("version", version.to_string()),
+    ];
+    metrics::counter!("strangler_projection_dedup_window_read_back_total", &labels)
+        .increment(read_back);
+    metrics::gauge!("strangler_projection_dedup_window_ids", &labels).set(ids as f64);
+}
+
 /// The watermark and lag of a projection version as the read API reports them: the latest event
 /// time applied on any partition, and the largest lag.
 pub fn summary(rows: &[PartitionFreshness], projection: &str, version: u32) -> (Option<i64>, i64) {

@@ -223,7 +223,9 @@ impl Runner {
             if let Some(w) = &self.window {
                 // Records before a claim's start were applied under an earlier claim: they are
                 // read back only for the window's ids.
+                let read = batch.len();
                 batch = w.warm(&self.claims, batch);
+                freshness::count_window(&name, version, (read - batch.len()) as u64, w.len());
                 if batch.is_empty() {
                     continue;
                 }
