@@ -40,24 +40,10 @@ impl Claims {
         map.get(&(topic.to_string(), partition)).copied()
     }
 
-    pub(crate) fn set(&self, topic: &str, partition: i32, generation: i64) {
+    /// Records a claim on a partition, replacing any earlier one.
+    pub(crate) fn set(&self, topic: &str, partition: i32, claim: Claim) {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.insert(
-            (topic.to_string(), partition),
-            Claim {
-                generation,
-                start: None,
-            },
-        );
-    }
-
-    /// Records where a claim starts applying (records before it are only read back for their
-    /// ids, `[dedup] mode = "window"`).
-    pub(crate) fn set_start(&self, topic: &str, partition: i32, start: i64) {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = map.get_mut(&(topic.to_string(), partition)) {
-            c.start = Some(start);
-        }
+        map.insert((topic.to_string(), partition), claim);
     }
 }
 
@@ -90,7 +76,7 @@ pub async fn claim(
     })
 }
 
-/// Claims a partition inside `tx` and records the generation in `claims` (replays claim in the
+/// Claims a partition inside `tx` and returns its new generation (replays claim in the
 /// transaction that resets the checkpoint).
 pub async fn claim_in(
     tx: &mut ReadTx,
@@ -99,9 +85,8 @@ pub async fn claim_in(
     topic: &str,
     partition: i32,
     owner: &str,
-    claims: &Claims,
-) -> Result<(), sqlx::Error> {
-    let generation: i64 = on_tx!(tx, c => sqlx::query_scalar(
+) -> Result<i64, sqlx::Error> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar(
         "UPDATE strangler_projection_checkpoint SET generation = generation + 1, owner = $1 \
          WHERE projection = $2 AND version = $3 AND topic = $4 AND partition = $5 RETURNING generation")
         .bind(owner)
@@ -110,9 +95,7 @@ pub async fn claim_in(
         .bind(topic)
         .bind(partition)
         .fetch_one(c)
-        .await?);
-    claims.set(topic, partition, generation);
-    Ok(())
+        .await?))
 }
 
 /// Progress of one partition within a batch.
@@ -385,9 +368,10 @@ impl StartOffsets for CheckpointStarts {
             &self.owner,
         )
         .await?;
-        self.claims.set(topic, partition, generation);
-        self.claims.set_start(topic, partition, next);
+        let start = Some(next);
+        self.claims
+            .set(topic, partition, Claim { generation, start });
         tracing::info!(projection = %self.projection, version = self.version, topic, partition, next_offset = next, generation, "claimed partition");
-        Ok(Some(next.saturating_sub(self.lead).max(0)))
+        Ok(Some(crate::window::read_back_from(next, self.lead)))
     }
 }

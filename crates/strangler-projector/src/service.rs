@@ -11,7 +11,7 @@ use tracing::Instrument;
 use strangler_core::config::SinksConfig;
 
 use crate::apply::BatchStats;
-use crate::checkpoint::{self, CheckpointStarts, Claims};
+use crate::checkpoint::{self, CheckpointStarts, Claim, Claims};
 use crate::definition;
 use crate::projection::{Projection, SqlProjection};
 use crate::replay::{self, From, Plan};
@@ -279,17 +279,17 @@ impl Projector {
         // Claim inside the reset's transaction: it fences a running consumer of this version, and
         // a dry run (whose reset is never committed) needs no claim visible outside.
         for part in &plan.parts {
-            checkpoint::claim_in(
+            let generation = checkpoint::claim_in(
                 &mut tx,
                 p.name(),
                 p.version(),
                 &part.topic,
                 part.partition,
                 &self.owner,
-                &claims,
             )
             .await?;
-            claims.set_start(&part.topic, part.partition, part.start);
+            let start = Some(part.start);
+            claims.set(&part.topic, part.partition, Claim { generation, start });
         }
         // A sink is reset before the read store commits: a crash between the two leaves the
         // sink's position behind the checkpoint, and the events in between were applied before.

@@ -79,7 +79,7 @@ impl Source {
             .parts
             .iter()
             .map(|x| {
-                let from = x.start.saturating_sub(lead).max(0);
+                let from = crate::window::read_back_from(x.start, lead);
                 (x.topic.clone(), x.partition, from)
             })
             .collect();

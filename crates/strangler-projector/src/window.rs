@@ -20,6 +20,12 @@ use std::sync::{Mutex, MutexGuard};
 use crate::checkpoint::{Claim, Claims, Progress};
 use crate::event::Event;
 
+/// Where a consumer starts reading for a claim that applies from `start`: `lead` offsets earlier
+/// (the window, or 0 without one), never before the first offset.
+pub fn read_back_from(start: i64, lead: i64) -> i64 {
+    start.saturating_sub(lead).max(0)
+}
+
 /// An event id as remembered: a uuid in 16 bytes, any other id as its text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
@@ -292,8 +298,11 @@ mod tests {
     fn warm_up_records_are_remembered_not_applied_and_a_new_claim_starts_over() {
         let w = Window::new(100);
         let claims = Claims::default();
-        claims.set("order", 0, 1);
-        claims.set_start("order", 0, 2);
+        let claim = |generation, start| Claim {
+            generation,
+            start: Some(start),
+        };
+        claims.set("order", 0, claim(1, 2));
         let kept = w.warm(
             &claims,
             vec![ev(0, 0, Some(A)), ev(0, 1, Some(B)), ev(0, 2, Some(A))],
@@ -304,8 +313,7 @@ mod tests {
         );
         assert_eq!(w.admit(&kept), [false], "A was consumed at offset 0");
         // Claimed again (a rebalance) from offset 1: offset 0 is read back again, B is not.
-        claims.set("order", 0, 2);
-        claims.set_start("order", 0, 1);
+        claims.set("order", 0, claim(2, 1));
         let kept = w.warm(&claims, vec![ev(0, 0, Some(B)), ev(0, 1, Some(A))]);
         assert_eq!(w.admit(&kept), [true], "the old claim's ids are gone");
         assert_eq!(w.len(), 1);

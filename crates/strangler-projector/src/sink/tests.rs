@@ -75,6 +75,14 @@ fn event(offset: i64, id: &str, ty: &str, key: &str, payload: serde_json::Value)
     }
 }
 
+/// A claim of `generation` with no start recorded.
+fn generation(generation: i64) -> crate::checkpoint::Claim {
+    crate::checkpoint::Claim {
+        generation,
+        start: None,
+    }
+}
+
 fn binding(claims: Arc<Claims>, mode: Mode) -> Binding {
     Binding {
         version: 1,
@@ -185,7 +193,7 @@ async fn a_batch_applied_twice_writes_once_and_a_stale_generation_is_fenced() {
     let sink = RedisSink::new(&d, &redis_url()).unwrap();
     sink.setup(1).await.unwrap();
     let claims = Arc::new(Claims::default());
-    claims.set("order", 0, 2);
+    claims.set("order", 0, generation(2));
     let events = [
         event(
             0,
@@ -259,7 +267,7 @@ async fn a_batch_applied_twice_writes_once_and_a_stale_generation_is_fenced() {
 
     // A writer with an older claim generation is refused as unavailable (the batch is dropped).
     let stale = Arc::new(Claims::default());
-    stale.set("order", 0, 1);
+    stale.set("order", 0, generation(1));
     let late = event(
         5,
         "e5",
